@@ -1,0 +1,137 @@
+"""CoordConv layers (Liu et al. 2018): convolutions that also see where they are.
+
+`AddCoords` appends coordinate channels after the input channels, in this order:
+
+- rank 1 (N, C, L):        l
+- rank 2 (N, C, H, W):     i (row, along H), j (column, along W)
+- rank 3 (N, C, D, H, W):  d, i, j
+- then, with ``with_r=True``, r = Euclidean distance from the centre in those units.
+
+Each coordinate is scaled linearly to [-1, 1] over its own axis, so non-square maps are
+right (the authors' TensorFlow code swapped the extents). An axis of length 1 gets 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_CONV_CLASSES = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def coordinate_grid(
+    spatial_shape: tuple[int, ...],
+    with_r: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Coordinate channels for one map: shape (rank [+1], *spatial_shape), values in [-1, 1]."""
+    axes = [
+        torch.linspace(-1.0, 1.0, n, device=device, dtype=torch.float32)
+        if n > 1
+        else torch.zeros(1, device=device)
+        for n in spatial_shape
+    ]
+    channels = list(torch.meshgrid(*axes, indexing="ij"))
+    if with_r:
+        channels.append(torch.sqrt(sum(c * c for c in channels)))
+    return torch.stack(channels).to(dtype)
+
+
+class AddCoords(nn.Module):
+    """Concatenate coordinate channels to a rank-1, 2 or 3 feature map.
+
+    Grids are cached per (shape, device, dtype): they are constants, and rebuilding them
+    every step would cost a kernel launch per layer on GPU.
+    """
+
+    def __init__(self, rank: int = 2, with_r: bool = False) -> None:
+        super().__init__()
+        if rank not in (1, 2, 3):
+            raise ValueError(f"AddCoords rank must be 1, 2 or 3, got {rank}")
+        self.rank = rank
+        self.with_r = with_r
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def extra_channels(self) -> int:
+        return self.rank + int(self.with_r)
+
+    def grid(self, spatial_shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+        key = (spatial_shape, device, dtype)
+        if key not in self._cache:
+            self._cache[key] = coordinate_grid(spatial_shape, self.with_r, device, dtype)
+        return self._cache[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != self.rank + 2:
+            raise ValueError(
+                f"AddCoords(rank={self.rank}) expects a {self.rank + 2}-D input, got {x.dim()}-D"
+            )
+        spatial_shape = tuple(x.shape[2:])
+        coords = self.grid(spatial_shape, x.device, x.dtype)
+        coords = coords.unsqueeze(0).expand(x.shape[0], *coords.shape)
+        out = torch.cat([x, coords], dim=1)
+        if self.rank == 2 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last
+        ):
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, with_r={self.with_r}"
+
+
+def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
+    """Build a drop-in subclass of a torch conv layer that first appends coordinates.
+
+    The layer keeps the torch constructor signature (plus ``with_r``); its weight covers
+    the input channels first and the coordinate channels last, so zeroing the last ones
+    gives back the plain convolution.
+    """
+
+    class _CoordLayer(base):
+        def __init__(self, in_channels: int, out_channels: int, *args, with_r: bool = False,
+                     **kwargs) -> None:
+            if kwargs.get("groups", 1) != 1:
+                raise ValueError("CoordConv layers support groups=1 only")
+            add_coords = AddCoords(rank, with_r)
+            super().__init__(in_channels + add_coords.extra_channels, out_channels, *args,
+                             **kwargs)
+            self.add_coords = add_coords
+            self.data_channels = in_channels
+
+        def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+            return super().forward(self.add_coords(x), *args, **kwargs)
+
+    _CoordLayer.__name__ = _CoordLayer.__qualname__ = "Coord" + base.__name__
+    return _CoordLayer
+
+
+CoordConv1d = _coord_layer(nn.Conv1d, 1)
+CoordConv2d = _coord_layer(nn.Conv2d, 2)
+CoordConv3d = _coord_layer(nn.Conv3d, 3)
+CoordConvTranspose2d = _coord_layer(nn.ConvTranspose2d, 2)
+
+
+def make_conv(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    *,
+    coord: bool = False,
+    rank: int = 2,
+    transpose: bool = False,
+    with_r: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """The one place model code picks a plain or a CoordConv layer from a flag."""
+    if transpose:
+        if rank != 2:
+            raise ValueError("transposed CoordConv is implemented for rank 2 only")
+        cls = CoordConvTranspose2d if coord else nn.ConvTranspose2d
+    else:
+        cls = {1: CoordConv1d, 2: CoordConv2d, 3: CoordConv3d}[rank] if coord else _CONV_CLASSES[rank]
+    if coord:
+        kwargs["with_r"] = with_r
+    return cls(in_channels, out_channels, kernel_size, **kwargs)

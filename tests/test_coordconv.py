@@ -1,0 +1,131 @@
+import pytest
+import torch
+from torch import nn
+
+from gen.coordconv import (
+    AddCoords,
+    CoordConv1d,
+    CoordConv2d,
+    CoordConv3d,
+    CoordConvTranspose2d,
+    coordinate_grid,
+    make_conv,
+)
+
+
+def test_rank2_values_on_non_square_map():
+    out = AddCoords(rank=2)(torch.zeros(2, 3, 3, 5))
+    assert out.shape == (2, 5, 3, 5)
+    rows, cols = out[0, 3], out[0, 4]
+    assert torch.allclose(rows[:, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(cols[0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    assert torch.equal(rows, rows[:, :1].expand(3, 5))
+    assert torch.equal(cols, cols[:1].expand(3, 5))
+
+
+def test_input_channels_are_kept_first():
+    x = torch.randn(2, 3, 4, 6)
+    assert torch.equal(AddCoords(rank=2)(x)[:, :3], x)
+
+
+def test_radius_channel_is_distance_from_centre():
+    out = AddCoords(rank=2, with_r=True)(torch.zeros(1, 1, 3, 5))
+    r = out[0, 3]
+    assert torch.allclose(r, torch.sqrt(out[0, 1] ** 2 + out[0, 2] ** 2))
+    assert r[1, 2] == 0 and torch.isclose(r[0, 0], torch.tensor(2.0).sqrt())
+
+
+def test_rank1_and_rank3():
+    out1 = AddCoords(rank=1)(torch.zeros(1, 2, 5))
+    assert torch.allclose(out1[0, 2], torch.linspace(-1, 1, 5))
+    out3 = AddCoords(rank=3, with_r=True)(torch.zeros(1, 1, 2, 3, 4))
+    assert out3.shape == (1, 5, 2, 3, 4)
+    assert torch.allclose(out3[0, 1, :, 0, 0], torch.tensor([-1.0, 1.0]))
+    assert torch.allclose(out3[0, 2, 0, :, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(out3[0, 3, 0, 0, :], torch.linspace(-1, 1, 4))
+
+
+def test_length_one_axis_is_zero():
+    assert torch.equal(coordinate_grid((1, 3))[0], torch.zeros(1, 3))
+
+
+def test_wrong_rank_input_is_rejected():
+    with pytest.raises(ValueError, match="4-D"):
+        AddCoords(rank=2)(torch.zeros(1, 2, 3))
+
+
+def test_grid_follows_dtype_and_is_cached():
+    layer = AddCoords(rank=2)
+    out = layer(torch.zeros(1, 1, 4, 4, dtype=torch.float64))
+    assert out.dtype == torch.float64
+    layer(torch.zeros(3, 1, 4, 4, dtype=torch.float64))
+    assert len(layer._cache) == 1
+    layer(torch.zeros(1, 1, 4, 4, dtype=torch.bfloat16))
+    assert len(layer._cache) == 2
+
+
+def test_channels_last_is_preserved():
+    x = torch.randn(2, 3, 5, 7).to(memory_format=torch.channels_last)
+    out = AddCoords(rank=2)(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(
+    "coord_cls, plain_cls, shape",
+    [
+        (CoordConv1d, nn.Conv1d, (2, 3, 9)),
+        (CoordConv2d, nn.Conv2d, (2, 3, 7, 9)),
+        (CoordConv3d, nn.Conv3d, (2, 3, 5, 6, 7)),
+        (CoordConvTranspose2d, nn.ConvTranspose2d, (2, 3, 7, 9)),
+    ],
+)
+def test_zero_coordinate_weights_give_the_plain_layer(coord_cls, plain_cls, shape):
+    torch.manual_seed(0)
+    plain = plain_cls(3, 4, 3, padding=1)
+    coord = coord_cls(3, 4, 3, padding=1)
+    with torch.no_grad():
+        coord.weight.zero_()
+        if coord_cls is CoordConvTranspose2d:
+            coord.weight[:3] = plain.weight
+        else:
+            coord.weight[:, :3] = plain.weight
+        coord.bias.copy_(plain.bias)
+    x = torch.randn(shape)
+    assert torch.allclose(coord(x), plain(x), atol=1e-6)
+
+
+def test_state_dict_shapes():
+    conv = CoordConv2d(3, 8, 5, with_r=True)
+    assert conv.state_dict()["weight"].shape == (8, 6, 5, 5)
+    deconv = CoordConvTranspose2d(3, 8, 4, stride=2)
+    assert deconv.state_dict()["weight"].shape == (5, 8, 4, 4)
+    assert set(conv.state_dict()) == {"weight", "bias"}
+
+
+def test_gradients_reach_input_and_coordinate_weights():
+    conv = CoordConv2d(2, 3, 3, padding=1)
+    x = torch.randn(2, 2, 6, 5, requires_grad=True)
+    conv(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert conv.weight.grad[:, 2:].abs().sum() > 0
+
+
+def test_coordconv_sees_position_plain_conv_does_not():
+    x = torch.ones(1, 1, 6, 6)
+    plain = nn.Conv2d(1, 1, 1)
+    coord = CoordConv2d(1, 1, 1)
+    with torch.no_grad():
+        plain.weight.fill_(1.0)
+        coord.weight.fill_(1.0)
+    assert torch.unique(plain(x)).numel() == 1
+    assert torch.unique(coord(x)).numel() > 1
+
+
+def test_make_conv_picks_layer_from_flag():
+    assert type(make_conv(3, 4, 3)) is nn.Conv2d
+    assert isinstance(make_conv(3, 4, 3, coord=True), CoordConv2d)
+    assert isinstance(make_conv(3, 4, 4, coord=True, transpose=True, stride=2), CoordConvTranspose2d)
+    assert isinstance(make_conv(3, 4, 3, coord=True, rank=1), CoordConv1d)
+    assert make_conv(3, 4, 3, coord=True, with_r=True).weight.shape[1] == 6
+    with pytest.raises(ValueError):
+        make_conv(3, 4, 3, coord=True, groups=3)
