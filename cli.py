@@ -75,6 +75,217 @@ def data_show(path: Path, out: Path, count: int, nrow: int) -> None:
     click.echo(f"wrote {out}: {min(count, len(images))} images")
 
 
+@main.group()
+def train() -> None:
+    """Train a GAN or a VAE (same loop, flags and run layout)."""
+
+
+def run_options(command):
+    """Flags every model kind shares; defaults come from RunConfig."""
+    from gen.training import RunConfig
+
+    defaults = RunConfig()
+    options = [
+        click.option("--data", type=click.Choice(["squares", "shapes", "lsun", "folder"]),
+                     default=defaults.data, show_default=True,
+                     help="squares/shapes are generated; lsun/folder read --root."),
+        click.option("--root", type=click.Path(path_type=Path), default=None,
+                     help="lsun: folder holding bedroom_train_lmdb; folder: image tree."),
+        click.option("--split", type=click.Choice(["all", "uniform", "quadrant"]),
+                     default=defaults.split, show_default=True,
+                     help="squares: train on this split's train part."),
+        click.option("--resolution", type=click.Choice(["32", "64", "128"]),
+                     default=str(defaults.resolution), show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help=f"Training steps [default: {defaults.steps}; on --resume: the saved total]."),
+        click.option("--batch-size", type=click.IntRange(min=2), default=defaults.batch_size,
+                     show_default=True),
+        click.option("--seed", type=int, default=defaults.seed, show_default=True),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                     help="auto picks cuda when there is one [default: auto]."),
+        click.option("--workers", type=click.IntRange(min=0), default=defaults.workers,
+                     show_default=True, help="Decoding processes for lsun/folder."),
+        click.option("--log-every", type=click.IntRange(min=1), default=defaults.log_every,
+                     show_default=True),
+        click.option("--image-every", type=click.IntRange(min=1), default=defaults.image_every,
+                     show_default=True),
+        click.option("--ckpt-every", type=click.IntRange(min=1), default=defaults.ckpt_every,
+                     show_default=True),
+        click.option("--eval-every", type=click.IntRange(min=1), default=defaults.eval_every,
+                     show_default=True, help="Geometric metrics of samples (squares/shapes)."),
+        click.option("--eval-samples", type=click.IntRange(min=1), default=defaults.eval_samples,
+                     show_default=True),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Run directory [default: a new folder under runs/]."),
+        click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Continue the run in this directory from its latest checkpoint."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+RESUMABLE = {"steps", "device", "resume"}
+
+
+def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
+    """Start or resume a run from parsed CLI options and print where it went."""
+    from gen import runs
+    from gen.training import RunConfig
+
+    context = click.get_current_context()
+    if options["resume"] is not None:
+        changed = [name for name in context.params
+                   if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+                   and name not in RESUMABLE]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise InputError(f"--resume continues the saved config; cannot change {flags}")
+        run_dir = options["resume"]
+        click.echo(f"resuming {run_dir}")
+        checkpoint = _or_input_error(runs.resume, run_dir, options["steps"], options["device"])
+    else:
+        run = RunConfig(**{name: options[name] for name in (
+            "data", "split", "batch_size", "seed", "workers", "log_every", "image_every",
+            "ckpt_every", "eval_every", "eval_samples")},
+            root=None if options["root"] is None else str(options["root"]),
+            resolution=int(options["resolution"]),
+            steps=options["steps"] or RunConfig.steps,
+            device=options["device"] or "auto")
+        run_dir = options["out"] or runs.default_run_dir(kind, tag)
+        click.echo(f"run directory: {run_dir}")
+        checkpoint = _or_input_error(runs.start, kind, run, model_config, run_dir)
+    click.echo(f"done: checkpoint {checkpoint}, samples {run_dir / 'samples.png'}, "
+               f"TensorBoard logs {run_dir / 'tb'}")
+
+
+@train.command("gan")
+@run_options
+@click.option("--coordconv", is_flag=True, help="CoordConv in G and D (see --coord-in/--coord-layers).")
+@click.option("--coord-in", type=click.Choice(["both", "g", "d"]), default="both", show_default=True,
+              help="With --coordconv: which network gets CoordConv.")
+@click.option("--coord-layers", type=click.Choice(["all", "first"]), default="all", show_default=True,
+              help="With --coordconv: every conv layer or the first only.")
+@click.option("--arch", type=click.Choice(["dcgan", "tiled"]), default="dcgan", show_default=True,
+              help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator.")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="[default: 64]")
+@click.option("--g-width", type=click.IntRange(min=1), default=None, help="Generator base width.")
+@click.option("--d-width", type=click.IntRange(min=1), default=None, help="Discriminator base width.")
+@click.option("--loss", type=click.Choice(["nonsaturating", "hinge"]), default="nonsaturating",
+              show_default=True)
+@click.option("--latent", type=click.Choice(["normal", "uniform"]), default=None,
+              help="Latent distribution.")
+@click.option("--g-lr", type=float, default=None)
+@click.option("--d-lr", type=float, default=None)
+@click.option("--r1", type=click.FloatRange(min=0), default=None, help="R1 penalty weight (0: off).")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="EMA decay of G's weights (0: off).")
+@click.option("--g-steps", type=click.IntRange(min=1), default=None, help="G steps per D step.")
+@click.option("--minibatch-std/--no-minibatch-std", default=True, show_default=True,
+              help="Minibatch standard-deviation feature in D.")
+def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, latent_dim, g_width,
+              d_width, loss: str, latent, g_lr, d_lr, r1, ema, g_steps, minibatch_std: bool,
+              **options) -> None:
+    """Train a DCGAN-style GAN, with or without CoordConv."""
+    from dataclasses import replace
+
+    from gen.gan.task import GANConfig
+
+    config = GANConfig()
+    g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
+    d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
+    overrides = {"latent_dim": latent_dim, "width": g_width}
+    config = replace(
+        config,
+        generator=replace(config.generator, arch=arch, coord_layers=g_coords,
+                          **{k: v for k, v in overrides.items() if v is not None}),
+        discriminator=replace(config.discriminator, coord_layers=d_coords,
+                              minibatch_std=minibatch_std,
+                              **({"width": d_width} if d_width is not None else {})),
+        loss=loss,
+        **{k: v for k, v in {"latent": latent, "g_lr": g_lr, "d_lr": d_lr, "r1_gamma": r1,
+                             "ema_beta": ema, "g_steps": g_steps}.items() if v is not None},
+    )
+    launch_training("gan", config, options, "coordconv" if coordconv else "conv")
+
+
+@main.command("sample")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--n", "count", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output .npz (key images, uint8 N x H x W x C) or .png grid.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--nrow", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def sample(checkpoint: Path, count: int, out: Path, seed: int, nrow: int, device: str) -> None:
+    """Draw N seeded samples from a GAN or VAE checkpoint (or run directory)."""
+    from gen.fileio import save_npz
+    from gen.images import save_grid
+    from gen.sampling import sample_images
+
+    if out.suffix not in (".npz", ".png"):
+        raise InputError(f"--out must end in .npz or .png, got {out}")
+    images = _or_input_error(sample_images, checkpoint, count, seed, device)
+    if out.suffix == ".npz":
+        save_npz(out, images=images)
+    else:
+        save_grid(out, images, nrow=nrow)
+    click.echo(f"wrote {out}: {len(images)} samples")
+
+
+@main.group()
+def metrics() -> None:
+    """Measure generated samples."""
+
+
+@metrics.command("coverage")
+@click.argument("source", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--dataset", type=click.Choice(["squares", "shapes"]), default=None,
+              help="Definition to measure against [default: squares for 1-channel images, shapes for RGB].")
+@click.option("--n", "count", type=click.IntRange(min=1), default=None,
+              help="First N images of a file [default: all], or N samples of a checkpoint [default: 10000].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the real reference sample and of checkpoint sampling.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every number to this .json.")
+@click.option("--heatmap", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the mean-image heat map, generated beside real, to this .png.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Checkpoints only: where to sample.")
+def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed: int, json_out: Path | None,
+                     heatmap: Path | None, device: str) -> None:
+    """Where generated objects land: validity, position coverage, divergences, W1, quadrants,
+    density/coverage. INPUT: .npz (key images), .npy, folder of PNGs, or a checkpoint (.pt or
+    run directory)."""
+    from gen.metrics import evaluate_samples, format_table, save_heatmap, save_metrics
+    from gen.sources import load_image_array
+
+    if json_out is not None and json_out.suffix != ".json":
+        raise InputError(f"--json must end in .json, got {json_out}")
+    if heatmap is not None and heatmap.suffix != ".png":
+        raise InputError(f"--heatmap must end in .png, got {heatmap}")
+    from gen.training import CHECKPOINT_NAME
+
+    if source.suffix == ".pt" or (source / CHECKPOINT_NAME).is_file():
+        from gen.sampling import sample_images
+
+        images = _or_input_error(sample_images, source, count or 10_000, seed, device)
+    else:
+        images = _or_input_error(load_image_array, source)
+        if count is not None and count > len(images):
+            raise InputError(f"--n {count} is more than the {len(images)} images in {source}")
+        images = images[:count]
+    dataset = dataset or ("squares" if images.shape[-1] == 1 else "shapes")
+    results = _or_input_error(evaluate_samples, images, dataset, seed)
+    click.echo(format_table(results))
+    if json_out is not None:
+        save_metrics(json_out, results)
+        click.echo(f"wrote {json_out}")
+    if heatmap is not None:
+        save_heatmap(heatmap, images, dataset)
+        click.echo(f"wrote {heatmap}")
+
+
 def _or_input_error(function, *args, **kwargs):
     """Call a library function, turning its ValueError on bad input into a one-line CLI error."""
     try:

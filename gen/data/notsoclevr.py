@@ -179,8 +179,16 @@ def _draw_shape_centres(n: int, generator: torch.Generator, device) -> torch.Ten
     return centres
 
 
-def render_shapes(centres: torch.Tensor, kinds: torch.Tensor, canvas: int = CANVAS) -> torch.Tensor:
-    """uint8 N x 3 x canvas x canvas: object 0 in the red channel, object 1 in the blue."""
+def render_shapes(centres: torch.Tensor, kinds: torch.Tensor, canvas: int = CANVAS,
+                  chunk: int = 4096) -> torch.Tensor:
+    """uint8 N x 3 x canvas x canvas: object 0 in the red channel, object 1 in the blue.
+
+    Rendered `chunk` images at a time to bound the float temporaries."""
+    return torch.cat([_render_shapes_chunk(centres[i:i + chunk], kinds[i:i + chunk], canvas)
+                      for i in range(0, len(centres), chunk)])
+
+
+def _render_shapes_chunk(centres: torch.Tensor, kinds: torch.Tensor, canvas: int) -> torch.Tensor:
     pixels = torch.arange(canvas, device=centres.device)
     dx = (pixels.view(1, 1, 1, -1) - centres[:, :, 0].view(-1, 2, 1, 1)).float()
     dy = (pixels.view(1, 1, -1, 1) - centres[:, :, 1].view(-1, 2, 1, 1)).float()

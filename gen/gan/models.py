@@ -1,0 +1,154 @@
+"""DCGAN-style generator and discriminator with switchable CoordConv, and the authors'
+tiled-latent CoordConv generator.
+
+Widths double as resolution halves (pytorch/examples DCGAN); `coord_layers` says which
+convolutions see coordinates: "none", "first" or "all".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gen.coordconv import coordinate_grid, make_conv
+
+RESOLUTIONS = (32, 64, 128)
+COORD_LAYERS = ("none", "first", "all")
+
+
+@dataclass
+class GeneratorConfig:
+    arch: str = "dcgan"  # "dcgan" or "tiled" (the authors' CoordConv generator)
+    resolution: int = 64
+    channels: int = 1
+    latent_dim: int = 64
+    width: int = 32
+    max_width: int = 512
+    coord_layers: str = "none"
+
+
+@dataclass
+class DiscriminatorConfig:
+    resolution: int = 64
+    channels: int = 1
+    width: int = 32
+    max_width: int = 512
+    coord_layers: str = "none"
+    minibatch_std: bool = True
+
+
+def _stage_widths(resolution: int, width: int, max_width: int) -> list[int]:
+    """Channel widths at resolutions 4, 8, ..., resolution / 2 (coarsest first)."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution}")
+    stages = int(math.log2(resolution // 4))
+    return [min(width * 2 ** (stages - 1 - k), max_width) for k in range(stages)]
+
+
+def _uses_coords(coord_layers: str, index: int) -> bool:
+    if coord_layers not in COORD_LAYERS:
+        raise ValueError(f"coord_layers must be one of {COORD_LAYERS}, got {coord_layers!r}")
+    return coord_layers == "all" or (coord_layers == "first" and index == 0)
+
+
+class DCGANGenerator(nn.Module):
+    """z -> dense 4x4 map -> stride-2 transposed convs (BN + ReLU) -> tanh image."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        widths = _stage_widths(config.resolution, config.width, config.max_width)
+        self.config = config
+        self.project = nn.Sequential(
+            nn.Linear(config.latent_dim, widths[0] * 16, bias=False),
+            nn.Unflatten(1, (widths[0], 4, 4)),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        outs = widths[1:] + [config.channels]
+        for index, (cin, cout) in enumerate(zip(widths, outs)):
+            last = index == len(widths) - 1
+            blocks.append(make_conv(cin, cout, 4, coord=_uses_coords(config.coord_layers, index),
+                                    transpose=True, stride=2, padding=1, bias=last))
+            blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.project(z))
+
+
+class TiledGenerator(nn.Module):
+    """The authors' CoordConv generator: z tiled over the canvas with coordinates, a stack of
+    1x1 convs, two 3x3 convs, then a 1x1 to the image.
+
+    The first 1x1 conv over [tiled z, coords] is computed as W_z z + W_c coords, which is
+    the same linear map without materialising N x (latent + 2) x H x W.
+    """
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        if config.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {config.resolution}")
+        self.config = config
+        widths = [min(config.width * m, config.max_width) for m in (8, 4, 4, 2, 1)]
+        self.latent_in = nn.Linear(config.latent_dim, widths[0])
+        self.coords_in = nn.Conv2d(2, widths[0], 1, bias=False)
+        self.register_buffer(
+            "coords", coordinate_grid((config.resolution, config.resolution)), persistent=False
+        )
+        layers: list[nn.Module] = []
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1)]
+        layers += [nn.ReLU(inplace=True), nn.Conv2d(widths[-1], widths[-1], 3, padding=1),
+                   nn.ReLU(inplace=True), nn.Conv2d(widths[-1], widths[-1], 3, padding=1),
+                   nn.ReLU(inplace=True), nn.Conv2d(widths[-1], config.channels, 1), nn.Tanh()]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        tiled = self.latent_in(z)[:, :, None, None] + self.coords_in(self.coords[None])
+        return self.layers(tiled)
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean over features of the per-pixel std across the batch (ProGAN):
+    lets D see a batch that lacks variety, a direct signal against mode collapse."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        variance = x.float().var(dim=0, correction=0)
+        std = (variance + 1e-8).sqrt().mean().to(x.dtype)  # epsilon: sqrt'(0) is infinite
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+class Discriminator(nn.Module):
+    """Stride-2 convs with leaky ReLU 0.2 down to 4x4, then a dense logit.
+
+    No batch norm: it mixes samples of a batch, which fights the R1 penalty and leaks
+    real/fake batch statistics."""
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        widths = list(reversed(_stage_widths(config.resolution, config.width, config.max_width)))
+        self.config = config
+        layers: list[nn.Module] = []
+        for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
+            layers += [make_conv(cin, cout, 4, coord=_uses_coords(config.coord_layers, index),
+                                 stride=2, padding=1),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        if config.minibatch_std:
+            layers.append(MinibatchStd())
+        layers += [nn.Flatten(), nn.Linear((widths[-1] + int(config.minibatch_std)) * 16, 1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x).squeeze(1)
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    if config.arch == "dcgan":
+        return DCGANGenerator(config)
+    if config.arch == "tiled":
+        return TiledGenerator(config)
+    raise ValueError(f"unknown generator arch {config.arch!r}; choose dcgan or tiled")

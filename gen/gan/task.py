@@ -1,0 +1,117 @@
+"""The GAN as a training `Task`: one D step, then G step(s), optional lazy R1 and G EMA."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
+from gen.gan.models import Discriminator, DiscriminatorConfig, GeneratorConfig, build_generator
+from gen.training import TaskState
+
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+@dataclass
+class GANConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: str = "nonsaturating"
+    latent: str = "normal"
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 1.0
+    r1_every: int = 4
+    g_steps: int = 1
+    ema_beta: float = 0.999
+
+    def for_data(self, channels: int, resolution: int) -> GANConfig:
+        """The same GAN sized for images of this channel count and resolution."""
+        shape = {"channels": channels, "resolution": resolution}
+        return replace(self, generator=replace(self.generator, **shape),
+                       discriminator=replace(self.discriminator, **shape))
+
+
+def sample_latents(distribution: str, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    device = generator.device
+    if distribution == "normal":
+        return torch.randn(n, dim, generator=generator, device=device)
+    if distribution == "uniform":
+        return torch.rand(n, dim, generator=generator, device=device) * 2 - 1
+    raise ValueError(f"unknown latent distribution {distribution!r}; choose normal or uniform")
+
+
+class GANTask(TaskState):
+    def __init__(self, config: GANConfig, device: torch.device, seed: int = 0) -> None:
+        self.config = config
+        self.generator = build_generator(config.generator).to(device)
+        self.discriminator = Discriminator(config.discriminator).to(device)
+        self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), config.g_lr, betas=config.betas)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), config.d_lr,
+                                            betas=config.betas)
+        self.noise = torch.Generator(device=device).manual_seed(seed + 12345)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "generator_ema": self.generator_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
+
+    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return sample_latents(self.config.latent, n, self.config.generator.latent_dim, generator)
+
+    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        config = self.config
+        batch = len(real)
+        with torch.no_grad():
+            fake = self.generator(self.latents(batch, self.noise))
+        use_r1 = config.r1_gamma > 0 and step % config.r1_every == 0
+        real = real.detach().requires_grad_(use_r1)
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        d_loss = discriminator_loss(config.loss, real_logits, fake_logits)
+        scalars = {
+            "loss/discriminator": d_loss.detach(),
+            "discriminator/real_accuracy": (real_logits.detach() > 0).float().mean(),
+            "discriminator/fake_accuracy": (fake_logits.detach() < 0).float().mean(),
+        }
+        if use_r1:
+            penalty = r1_penalty(real_logits, real)
+            d_loss = d_loss + config.r1_gamma / 2 * config.r1_every * penalty
+            scalars["loss/r1"] = penalty.detach()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optimizer.step()
+
+        self.discriminator.requires_grad_(False)
+        for _ in range(config.g_steps):
+            g_loss = generator_loss(config.loss, self.discriminator(
+                self.generator(self.latents(batch, self.noise))))
+            self.g_optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.g_optimizer.step()
+        self.discriminator.requires_grad_(True)
+        scalars["loss/generator"] = g_loss.detach()
+        self.update_ema()
+        return scalars
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        beta = self.config.ema_beta
+        for ema, live in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            ema.lerp_(live, 1 - beta)
+        for ema, live in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema.copy_(live)
+
+    @torch.no_grad()
+    def sample(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.generator_ema(latents)
+
+    def extra_images(self) -> dict[str, torch.Tensor]:
+        return {}

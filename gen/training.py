@@ -1,0 +1,241 @@
+"""The one training loop shared by GAN and VAE.
+
+A model family plugs in as a `Task`: it owns its networks, optimisers and the maths of one
+step; this loop owns everything around it (device, seeding, data, progress, TensorBoard,
+evaluation, checkpoints, resume). Steps return detached tensors and the loop reads them
+back only every `log_every` steps, so a step never waits on the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gen.fileio import load_torch, save_json, save_torch
+from gen.images import grid_image, save_grid, to_uint8
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class RunConfig:
+    """What every training run has, whatever the model."""
+
+    data: str = "squares"
+    root: str | None = None
+    split: str = "all"
+    resolution: int = 64
+    steps: int = 6000
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+    log_every: int = 100
+    image_every: int = 1000
+    ckpt_every: int = 1000
+    eval_every: int = 2000
+    eval_samples: int = 3136
+
+
+class Task(Protocol):
+    """A model family's side of training."""
+
+    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]: ...
+
+    def sample(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor: ...
+
+    def extra_images(self) -> dict[str, torch.Tensor]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TaskState:
+    """state_dict / load_state_dict for a task's networks, optimisers and noise generator,
+    so that a resumed run continues exactly as the uninterrupted one would."""
+
+    noise: torch.Generator
+
+    def networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "networks": {name: net.state_dict() for name, net in self.networks().items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
+            "noise": self.noise.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, net in self.networks().items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.noise.set_state(state["noise"])
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_payload(kind: str, config: dict, task: Task, step: int, batches) -> dict:
+    """Everything needed to resume or sample: plain tensors, numbers and strings only."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": kind,
+        "config": config,
+        "step": step,
+        "task": task.state_dict(),
+        "rng": rng_state(),
+        "data": batches.state_dict(),
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint as data (weights_only) and check it is one of ours."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        payload = load_torch(path)
+    except Exception as error:  # torch raises many types for foreign or corrupt files
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a coordgen checkpoint")
+    return payload
+
+
+class ScalarLog:
+    """Sums step scalars on the device; the host reads them only when logging."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, scalars: dict[str, torch.Tensor]) -> None:
+        for key, value in scalars.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.detach().clone()
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        means = {key: value.item() / self.count for key, value in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def train(
+    kind: str,
+    task: Task,
+    run: RunConfig,
+    config: dict,
+    batches,
+    run_dir: Path,
+    device: torch.device,
+    start_step: int = 0,
+    evaluate: Callable[[torch.Tensor], dict[str, float]] | None = None,
+) -> Path:
+    """Run `task` from `start_step` to `run.steps`, writing logs and checkpoints to run_dir.
+
+    `batches` yields real image batches on `device` and can save/restore its position;
+    `evaluate` maps a batch of samples in [-1, 1] to named metrics (None: no evaluation).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(run_dir / "config.json", config)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+    fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
+    scalars = ScalarLog()
+    progress = tqdm(range(start_step + 1, run.steps + 1), initial=start_step, total=run.steps,
+                    desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0)
+    started = time.perf_counter()
+    for step in progress:
+        scalars.add(task.train_step(next(batches), step))
+        if step % run.log_every == 0 or step == run.steps:
+            means = scalars.flush()
+            for key, value in means.items():
+                writer.add_scalar(key, value, step)
+            writer.add_scalar("speed/steps_per_second",
+                              (step - start_step) / (time.perf_counter() - started), step)
+            progress.set_postfix({key.split("/")[-1]: f"{value:.3f}" for key, value in means.items()})
+        if step % run.image_every == 0 or step == run.steps:
+            write_images(writer, task, fixed, step)
+        if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
+            metrics = evaluate(draw_samples(task, run.eval_samples, run.seed + 2, device))
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(f"metrics/{key}", value, step)
+            save_json(run_dir / f"metrics-{step:07d}.json", metrics)
+            save_json(run_dir / "metrics.json", {"step": step, **metrics})
+        if step % run.ckpt_every == 0 or step == run.steps:
+            payload = checkpoint_payload(kind, config, task, step, batches)
+            save_torch(run_dir / f"checkpoint-{step:07d}.pt", payload)
+            save_torch(run_dir / CHECKPOINT_NAME, payload)
+    writer.close()
+    final = draw_samples(task, 64, run.seed + 1, device)
+    save_grid(run_dir / "samples.png", to_uint8(final))
+    return run_dir / CHECKPOINT_NAME
+
+
+@torch.no_grad()
+def draw_samples(task: Task, n: int, seed: int, device: torch.device, batch: int = 512) -> torch.Tensor:
+    """n samples in [-1, 1] from seeded latents, in batches (CPU tensor)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    chunks = [task.sample(task.latents(min(batch, n - done), generator)).cpu()
+              for done in range(0, n, batch)]
+    return torch.cat(chunks)
+
+
+def write_images(writer, task: Task, fixed: torch.Tensor, step: int) -> None:
+    with torch.no_grad():
+        images = {"samples": task.sample(fixed), **task.extra_images()}
+    for name, batch in images.items():
+        nrow = math.ceil(math.sqrt(len(batch)))
+        writer.add_image(f"images/{name}", grid_image(to_uint8(batch), nrow), step, dataformats="HWC")
+
+
+def config_dict(run: RunConfig, model) -> dict:
+    return {"run": dataclasses.asdict(run), "model": dataclasses.asdict(model)}

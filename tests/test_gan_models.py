@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from gen.coordconv import AddCoords
+from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
+from gen.gan.models import (
+    Discriminator,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    MinibatchStd,
+    build_generator,
+)
+
+
+def count_coord_layers(module: torch.nn.Module) -> int:
+    return sum(isinstance(m, AddCoords) for m in module.modules())
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+@pytest.mark.parametrize("arch", ["dcgan", "tiled"])
+def test_generator_shapes_and_range(resolution, arch):
+    config = GeneratorConfig(arch=arch, resolution=resolution, channels=3, latent_dim=8, width=4)
+    images = build_generator(config)(torch.randn(2, 8))
+    assert images.shape == (2, 3, resolution, resolution)
+    assert images.abs().max() <= 1
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+def test_discriminator_gives_one_logit_per_image(resolution):
+    disc = Discriminator(DiscriminatorConfig(resolution=resolution, channels=3, width=4))
+    assert disc(torch.randn(5, 3, resolution, resolution)).shape == (5,)
+
+
+@pytest.mark.parametrize("layers, g_expected, d_expected", [("none", 0, 0), ("first", 1, 1), ("all", 4, 4)])
+def test_coordconv_placement(layers, g_expected, d_expected):
+    gen = build_generator(GeneratorConfig(width=4, coord_layers=layers))
+    disc = Discriminator(DiscriminatorConfig(width=4, coord_layers=layers))
+    assert count_coord_layers(gen) == g_expected
+    assert count_coord_layers(disc) == d_expected
+
+
+def test_unknown_settings_are_rejected():
+    with pytest.raises(ValueError, match="resolution"):
+        build_generator(GeneratorConfig(resolution=48))
+    with pytest.raises(ValueError, match="coord_layers"):
+        build_generator(GeneratorConfig(coord_layers="some"))
+    with pytest.raises(ValueError, match="arch"):
+        build_generator(GeneratorConfig(arch="stylegan"))
+
+
+def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
+    z = torch.randn(2, 3)
+    tiled = torch.cat([z[:, :, None, None].expand(2, 3, 32, 32), gen.coords[None].expand(2, 2, 32, 32)], 1)
+    weight = torch.cat([gen.latent_in.weight, gen.coords_in.weight[:, :, 0, 0]], 1)
+    reference = torch.nn.functional.conv2d(tiled, weight[:, :, None, None], gen.latent_in.bias)
+    ours = gen.latent_in(z)[:, :, None, None] + gen.coords_in(gen.coords[None])
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_minibatch_std_feature():
+    x = torch.stack([torch.zeros(2, 3, 3), torch.full((2, 3, 3), 2.0)])
+    out = MinibatchStd()(x)
+    assert out.shape == (2, 3, 3, 3)
+    assert torch.allclose(out[:, 2], torch.ones(2, 3, 3))
+
+
+def test_losses_on_known_logits():
+    real, fake = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -2.0])
+    softplus = torch.nn.functional.softplus
+    expected = (softplus(torch.tensor(0.0)) + softplus(torch.tensor(-2.0))).item()
+    assert discriminator_loss("nonsaturating", real, fake).item() == pytest.approx(expected)
+    assert discriminator_loss("hinge", real, fake).item() == pytest.approx((1 + 0) / 2 + (1 + 0) / 2)
+    assert generator_loss("hinge", fake).item() == pytest.approx(1.0)
+    g_expected = (softplus(torch.tensor(0.0)) + softplus(torch.tensor(2.0))).item() / 2
+    assert generator_loss("nonsaturating", fake).item() == pytest.approx(g_expected)
+    with pytest.raises(ValueError):
+        generator_loss("wasserstein", fake)
+
+
+def test_r1_of_a_linear_critic_is_its_squared_weight_norm():
+    weight = torch.tensor([1.0, -2.0, 3.0])
+    x = torch.randn(4, 3, requires_grad=True)
+    assert r1_penalty(x @ weight, x).item() == pytest.approx(14.0)

@@ -1,0 +1,190 @@
+import io
+import json
+
+import lmdb
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import main
+from gen import runs
+from gen.data.batches import TensorBatches, make_batches
+from gen.data.natural import LSUN, ImageFolder
+from gen.gan.models import DiscriminatorConfig, GeneratorConfig
+from gen.gan.task import GANConfig
+from gen.sampling import sample_images
+from gen.training import RunConfig, load_checkpoint
+
+TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
+                     discriminator=DiscriminatorConfig(width=4), r1_every=2)
+
+
+def tiny_run(**overrides) -> RunConfig:
+    settings = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
+                    eval_samples=64, device="cpu", workers=0)
+    settings.update(overrides)
+    return RunConfig(**settings)
+
+
+def colour_image(colour, size=(80, 60)) -> Image.Image:
+    return Image.new("RGB", size, colour)
+
+
+def write_lsun(root, count=6) -> None:
+    path = root / "bedroom_train_lmdb"
+    path.mkdir(parents=True)
+    with lmdb.open(str(path), map_size=1 << 24) as env, env.begin(write=True) as txn:
+        for i in range(count):
+            buffer = io.BytesIO()
+            colour_image((40 * i, 200, 10)).save(buffer, format="WEBP" if i % 2 else "JPEG", quality=95)
+            txn.put(f"{i:040x}".encode(), buffer.getvalue())
+
+
+def test_lsun_reader_decodes_webp_and_jpeg(tmp_path):
+    write_lsun(tmp_path)
+    dataset = LSUN(tmp_path, resolution=32)
+    assert len(dataset) == 6
+    for i in (0, 1, 5):
+        image = dataset[i]
+        assert image.shape == (3, 32, 32)
+        expected = torch.tensor([40 * i, 200, 10]) / 127.5 - 1
+        assert torch.allclose(image.mean(dim=(1, 2)), expected, atol=0.05)
+
+
+def test_lsun_reader_errors_name_the_layout(tmp_path):
+    with pytest.raises(ValueError, match="bedroom_train_lmdb"):
+        LSUN(tmp_path, 32)
+
+
+def test_folder_reader_resizes_and_centre_crops(tmp_path):
+    (tmp_path / "sub").mkdir()
+    picture = np.zeros((40, 80, 3), dtype=np.uint8)
+    picture[:, 20:60] = 255
+    Image.fromarray(picture).save(tmp_path / "sub" / "a.png")
+    colour_image((0, 0, 255)).save(tmp_path / "b.jpg")
+    dataset = ImageFolder(tmp_path, resolution=16)
+    assert [f.name for f in dataset.files] == ["b.jpg", "a.png"]
+    blue, stripe = dataset[0], dataset[1]
+    assert torch.allclose(blue.mean(dim=(1, 2)), torch.tensor([-1.0, -1.0, 1.0]), atol=0.05)
+    assert stripe.shape == (3, 16, 16)
+    assert torch.all(stripe[:, :, 1:-1] > 0.9)
+
+
+def test_tensor_batches_resume_where_they_left(tmp_path):
+    images = torch.randint(0, 255, (10, 1, 4, 4), dtype=torch.uint8)
+    batches = TensorBatches(images, 3, seed=1)
+    next(batches)
+    state = batches.state_dict()
+    expected = next(batches)
+    restored = TensorBatches(images, 3, seed=99)
+    restored.load_state_dict(state)
+    assert torch.equal(next(restored), expected)
+
+
+def test_loader_batches_resume_mid_epoch(tmp_path):
+    for i in range(7):
+        colour_image((i * 30, 0, 0)).save(tmp_path / f"{i}.png")
+    spec = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
+                        seed=0, workers=0, device=torch.device("cpu"))
+    seen = [next(spec.batches) for _ in range(4)]
+    again = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
+                         seed=0, workers=0, device=torch.device("cpu"))
+    next(again.batches)
+    state = again.batches.state_dict()
+    fresh = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
+                         seed=0, workers=0, device=torch.device("cpu"))
+    fresh.batches.load_state_dict(state)
+    for expected in seen[1:]:
+        assert torch.equal(next(fresh.batches), expected)
+
+
+@pytest.mark.parametrize("data", ["squares", "shapes", "lsun", "folder"])
+def test_gan_trains_on_every_source(tmp_path, data):
+    root = None
+    if data == "lsun":
+        write_lsun(tmp_path / "lsun", count=8)
+        root = str(tmp_path / "lsun")
+    if data == "folder":
+        (tmp_path / "imgs").mkdir()
+        for i in range(8):
+            colour_image((i * 20, 50, 50)).save(tmp_path / "imgs" / f"{i}.png")
+        root = str(tmp_path / "imgs")
+    resolution = 64 if data in ("squares", "shapes") else 32
+    run_dir = tmp_path / "run"
+    checkpoint = runs.start("gan", tiny_run(data=data, root=root, resolution=resolution), TINY_GAN, run_dir)
+    payload = load_checkpoint(checkpoint)
+    assert payload["step"] == 4 and payload["kind"] == "gan"
+    assert (run_dir / "samples.png").is_file() and list((run_dir / "tb").iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["run"]["data"] == data
+    assert (run_dir / "metrics.json").is_file() == (data in ("squares", "shapes"))
+
+
+@pytest.mark.parametrize("coord_g, coord_d", [("all", "all"), ("first", "none"), ("none", "first")])
+def test_gan_trains_with_each_coordconv_placement(tmp_path, coord_g, coord_d):
+    config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, coord_layers=coord_g),
+                       discriminator=DiscriminatorConfig(width=4, coord_layers=coord_d))
+    runs.start("gan", tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert saved["generator"]["coord_layers"] == coord_g
+    assert saved["discriminator"]["coord_layers"] == coord_d
+
+
+def test_resume_continues_identically(tmp_path):
+    straight = runs.start("gan", tiny_run(steps=6, eval_every=100), TINY_GAN, tmp_path / "a")
+    runs.start("gan", tiny_run(steps=3, eval_every=100), TINY_GAN, tmp_path / "b")
+    resumed = runs.resume(tmp_path / "b", steps=6)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert b["step"] == 6
+    for name in ("generator", "discriminator", "generator_ema"):
+        for key, value in a["task"]["networks"][name].items():
+            assert torch.equal(value, b["task"]["networks"][name][key]), (name, key)
+
+
+def test_same_seed_same_run(tmp_path):
+    a = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
+    b = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "b")
+    weights_a = load_checkpoint(a)["task"]["networks"]["generator"]
+    weights_b = load_checkpoint(b)["task"]["networks"]["generator"]
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_start_refuses_to_overwrite_a_run(tmp_path):
+    runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
+    with pytest.raises(ValueError, match="--resume"):
+        runs.start("gan", tiny_run(steps=2), TINY_GAN, tmp_path / "a")
+
+
+def test_samples_have_shape_range_and_seed(tmp_path):
+    checkpoint = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
+    first = sample_images(checkpoint, 5, seed=3, device="cpu")
+    assert first.shape == (5, 64, 64, 1) and first.dtype == np.uint8
+    assert np.array_equal(first, sample_images(checkpoint, 5, seed=3, device="cpu"))
+    assert not np.array_equal(first, sample_images(checkpoint, 5, seed=4, device="cpu"))
+
+
+def test_cli_train_sample_and_errors(tmp_path):
+    runner = CliRunner()
+    run_dir = tmp_path / "run"
+    args = ["train", "gan", "--coordconv", "--steps", "2", "--batch-size", "4", "--g-width", "4",
+            "--d-width", "4", "--latent-dim", "8", "--eval-every", "100", "--device", "cpu",
+            "--out", str(run_dir)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert str(run_dir) in result.output
+    config = json.loads((run_dir / "config.json").read_text())["model"]
+    assert config["generator"]["coord_layers"] == "all" and config["discriminator"]["coord_layers"] == "all"
+    for out in ("s.npz", "s.png"):
+        result = runner.invoke(main, ["sample", str(run_dir), "--n", "9", "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "s.npz") as arrays:
+        assert arrays["images"].shape == (9, 64, 64, 1)
+
+    result = runner.invoke(main, ["train", "gan", "--resume", str(run_dir), "--batch-size", "8"])
+    assert result.exit_code == 2 and "--batch-size" in result.output
+    result = runner.invoke(main, ["train", "gan", "--data", "lsun", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--root" in result.output
+    assert not (tmp_path / "x").exists()
+    result = runner.invoke(main, ["sample", str(tmp_path / "s.npz"), "--out", str(tmp_path / "y.png")])
+    assert result.exit_code == 2 and "checkpoint" in result.output
