@@ -13,18 +13,22 @@ from pathlib import Path
 import torch
 
 from gen.configs import from_dict
-from gen.data.batches import make_batches
+from gen.data.batches import DataSpec, make_batches
 from gen.gan.task import GANConfig, GANTask
+from gen.metrics import evaluate_samples
 from gen.training import (
     RunConfig,
+    draw_samples,
     load_checkpoint,
     resolve_device,
     seed_everything,
     set_rng_state,
     train,
 )
+from gen.vae.evaluation import reconstruction_metrics
+from gen.vae.task import VAEConfig, VAETask
 
-TASKS = {"gan": (GANConfig, GANTask)}
+TASKS = {"gan": (GANConfig, GANTask), "vae": (VAEConfig, VAETask)}
 
 
 def default_run_dir(kind: str, tag: str = "") -> Path:
@@ -37,13 +41,20 @@ def build_task(kind: str, model_config, device: torch.device, seed: int):
     return task_class(model_config, device, seed)
 
 
-def evaluator(geometry: str | None):
-    """The geometric metrics for Not-so-Clevr data; natural images get none."""
-    if geometry is None:
+def evaluator(spec: DataSpec, run: RunConfig, device: torch.device):
+    """Geometric metrics of samples for Not-so-Clevr data (natural images get none), plus
+    reconstruction metrics on the held-out split for models that reconstruct."""
+    if spec.geometry is None:
         return None
-    from gen.metrics import evaluate_samples
 
-    return lambda samples: evaluate_samples(samples, dataset=geometry)
+    def evaluate(task) -> dict:
+        samples = draw_samples(task, run.eval_samples, run.seed + 2, device)
+        metrics = evaluate_samples(samples, dataset=spec.geometry, seed=run.seed)
+        if spec.held_out is not None and hasattr(task, "reconstruct"):
+            metrics.update(reconstruction_metrics(task, spec.held_out, device))
+        return metrics
+
+    return evaluate
 
 
 def start(kind: str, run: RunConfig, model_config, run_dir: Path) -> Path:
@@ -57,7 +68,7 @@ def start(kind: str, run: RunConfig, model_config, run_dir: Path) -> Path:
     model_config = model_config.for_data(spec.channels, run.resolution)
     task = build_task(kind, model_config, device, run.seed)
     config = {"run": dataclasses.asdict(run), "model": dataclasses.asdict(model_config)}
-    return train(kind, task, run, config, spec.batches, run_dir, device, 0, evaluator(spec.geometry))
+    return train(kind, task, run, config, spec.batches, run_dir, device, 0, evaluator(spec, run, device))
 
 
 def resume(run_dir: Path, steps: int | None = None, device_name: str | None = None) -> Path:
@@ -82,7 +93,7 @@ def resume(run_dir: Path, steps: int | None = None, device_name: str | None = No
     set_rng_state(payload["rng"])
     config = {"run": dataclasses.asdict(run), "model": dataclasses.asdict(model_config)}
     return train(kind, task, run, config, spec.batches, run_dir, device, payload["step"],
-                 evaluator(spec.geometry))
+                 evaluator(spec, run, device))
 
 
 def load_task(checkpoint: str | Path, device: torch.device):

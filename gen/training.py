@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from gen.fileio import load_torch, save_json, save_torch
 from gen.images import grid_image, save_grid, to_uint8
+from gen.metrics import flatten_metrics
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -175,12 +176,12 @@ def train(
     run_dir: Path,
     device: torch.device,
     start_step: int = 0,
-    evaluate: Callable[[torch.Tensor], dict[str, float]] | None = None,
+    evaluate: Callable[[Task], dict] | None = None,
 ) -> Path:
     """Run `task` from `start_step` to `run.steps`, writing logs and checkpoints to run_dir.
 
     `batches` yields real image batches on `device` and can save/restore its position;
-    `evaluate` maps a batch of samples in [-1, 1] to named metrics (None: no evaluation).
+    `evaluate` measures the task (its samples, reconstructions) as a JSON-ready dict.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -204,10 +205,9 @@ def train(
         if step % run.image_every == 0 or step == run.steps:
             write_images(writer, task, fixed, step)
         if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
-            metrics = evaluate(draw_samples(task, run.eval_samples, run.seed + 2, device))
-            for key, value in metrics.items():
-                if isinstance(value, (int, float)):
-                    writer.add_scalar(f"metrics/{key}", value, step)
+            metrics = evaluate(task)
+            for key, value in flatten_metrics(metrics).items():
+                writer.add_scalar(f"metrics/{key}", value, step)
             save_json(run_dir / f"metrics-{step:07d}.json", metrics)
             save_json(run_dir / "metrics.json", {"step": step, **metrics})
         if step % run.ckpt_every == 0 or step == run.steps:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from gen.data.natural import LSUN, ImageFolder
-from gen.data.notsoclevr import make_shapes, make_squares
+from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
 
 DATA_SOURCES = ("squares", "shapes", "lsun", "folder")
 SHAPES_TRAIN_COUNT = 50_000
@@ -91,12 +91,14 @@ class LoaderBatches:
 
 @dataclass
 class DataSpec:
-    """The data a run trains on: its batches, image channels, and the Not-so-Clevr set name
-    used for geometric evaluation (None for natural images)."""
+    """The data a run trains on: its batches, image channels, the Not-so-Clevr set name
+    used for geometric evaluation (None for natural images), and the held-out test part of
+    a squares split (None when nothing is held out)."""
 
     batches: TensorBatches | LoaderBatches
     channels: int
     geometry: str | None
+    held_out: NotSoClevr | None = None
 
 
 def make_batches(source: str, *, root: str | None, split: str, resolution: int, batch_size: int,
@@ -105,11 +107,16 @@ def make_batches(source: str, *, root: str | None, split: str, resolution: int, 
     if source in ("squares", "shapes"):
         if resolution != 64:
             raise ValueError(f"{source} images are 64 x 64; use --resolution 64 (got {resolution})")
+        held_out = None
         if source == "squares":
-            images = make_squares(split, seed=seed, device=device).part("train").images
+            squares = make_squares(split, seed=seed, device=device)
+            images = squares.part("train").images
+            if split != "all":
+                held_out = squares.part("test").subset(slice(None))
+                held_out = NotSoClevr(held_out.name, held_out.images.cpu(), held_out.centres.cpu(), {})
         else:
             images = make_shapes(SHAPES_TRAIN_COUNT, seed=seed, device=device).images
-        return DataSpec(TensorBatches(images, batch_size, seed), images.shape[1], source)
+        return DataSpec(TensorBatches(images, batch_size, seed), images.shape[1], source, held_out)
     if source in ("lsun", "folder"):
         if root is None:
             raise ValueError(f"--data {source} needs --root")

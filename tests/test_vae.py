@@ -1,0 +1,146 @@
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import main
+from gen import runs
+from gen.coordconv import AddCoords
+from gen.data.notsoclevr import make_squares
+from gen.training import RunConfig, load_checkpoint
+from gen.vae.evaluation import reconstruction_metrics
+from gen.vae.likelihoods import Likelihood
+from gen.vae.models import VAE, VAEModelConfig
+from gen.vae.task import VAEConfig, VAETask, kl_to_standard_normal
+
+
+def tiny_vae(**model) -> VAEConfig:
+    return VAEConfig(model=VAEModelConfig(latent_dim=4, width=4, broadcast_width=4, **model), kl_warmup=2)
+
+
+def tiny_run(**overrides) -> RunConfig:
+    settings = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
+                    eval_samples=32, device="cpu", workers=0)
+    settings.update(overrides)
+    return RunConfig(**settings)
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+@pytest.mark.parametrize("decoder", ["dcgan", "broadcast"])
+def test_encode_decode_shapes(resolution, decoder):
+    config = VAEModelConfig(resolution=resolution, channels=3, latent_dim=5, width=4, decoder=decoder,
+                            broadcast_width=4)
+    vae = VAE(config)
+    mean, log_var = vae.encode(torch.randn(2, 3, resolution, resolution))
+    assert mean.shape == log_var.shape == (2, 5)
+    assert vae.decode(mean).shape == (2, 3, resolution, resolution)
+
+
+@pytest.mark.parametrize("encoder, decoder, n_encoder, n_decoder", [
+    ("none", "none", 0, 0), ("all", "none", 4, 0), ("none", "all", 0, 4), ("first", "first", 1, 1)])
+def test_coordconv_placement(encoder, decoder, n_encoder, n_decoder):
+    vae = VAE(VAEModelConfig(width=4, encoder_coords=encoder, decoder_coords=decoder))
+    count = lambda m: sum(isinstance(x, AddCoords) for x in m.modules())  # noqa: E731
+    assert count(vae.encoder) == n_encoder and count(vae.decoder) == n_decoder
+
+
+def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    zero = torch.zeros(3, 4)
+    assert torch.allclose(kl_to_standard_normal(zero, zero), torch.zeros(3))
+    mean = torch.tensor([[1.0, 0.0]])
+    assert kl_to_standard_normal(mean, torch.zeros(1, 2)).item() == pytest.approx(0.5)
+
+
+def test_likelihoods():
+    images = torch.tensor([[[[-1.0, 1.0]]]])
+    bernoulli = Likelihood("bernoulli")
+    assert bernoulli.nll(torch.tensor([[[[-20.0, 20.0]]]]), images).item() == pytest.approx(0, abs=1e-6)
+    assert bernoulli.nll(torch.zeros(1, 1, 1, 2), images).item() == pytest.approx(2 * math.log(2))
+    gaussian = Likelihood("gaussian")
+    expected = 2 * (math.log(0.1) + 0.5 * math.log(2 * math.pi))
+    assert gaussian.nll(images.clone(), images).item() == pytest.approx(expected, rel=1e-5)
+    discretized = Likelihood("discretized")
+    exact = discretized.nll(images.clone(), images).item()
+    end_bin_mass = 0.5 * (1 + math.erf((1 / 255) / 0.1 / math.sqrt(2)))  # (-inf, -1 + 1/255]
+    assert exact == pytest.approx(-2 * math.log(end_bin_mass), rel=1e-4)
+    assert discretized.nll(torch.zeros(1, 1, 1, 2), images).item() > exact
+    assert torch.equal(bernoulli.mean_image(torch.zeros(1, 1, 1, 1)), torch.zeros(1, 1, 1, 1))
+    with pytest.raises(ValueError):
+        Likelihood("poisson")
+
+
+def test_kl_warmup_is_linear_to_beta():
+    task = VAETask(VAEConfig(model=VAEModelConfig(width=4), beta=2.0, kl_warmup=10), torch.device("cpu"))
+    assert [task.kl_weight(s) for s in (0, 5, 10, 20)] == [0.0, 1.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "discretized"])
+@pytest.mark.parametrize("placement", [{}, {"encoder_coords": "all", "decoder_coords": "all"},
+                                       {"decoder": "broadcast"}])
+def test_vae_trains_for_each_likelihood_and_placement(tmp_path, likelihood, placement):
+    config = VAEConfig(model=VAEModelConfig(latent_dim=4, width=4, broadcast_width=4, **placement),
+                       likelihood=likelihood, kl_warmup=2)
+    checkpoint = runs.start("vae", tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
+    payload = load_checkpoint(checkpoint)
+    assert payload["kind"] == "vae" and payload["step"] == 2
+    assert all(torch.isfinite(v).all() for v in payload["task"]["networks"]["vae"].values()
+               if v.is_floating_point())
+
+
+def test_vae_resume_continues_identically(tmp_path):
+    straight = runs.start("vae", tiny_run(steps=4, eval_every=100), tiny_vae(), tmp_path / "a")
+    runs.start("vae", tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "b")
+    resumed = runs.resume(tmp_path / "b", steps=4)
+    a = load_checkpoint(straight)["task"]["networks"]["vae"]
+    b = load_checkpoint(resumed)["task"]["networks"]["vae"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reconstruction_metrics_of_a_perfect_and_a_blank_model():
+    held_out = make_squares("uniform").part("test").subset(slice(0, 40))
+
+    class Perfect:
+        def reconstruct(self, images):
+            return images
+
+    class Blank:
+        def reconstruct(self, images):
+            return -torch.ones_like(images)
+
+    perfect = reconstruction_metrics(Perfect(), held_out, torch.device("cpu"))
+    assert perfect["reconstruction_within_1px"] == 1.0 and perfect["reconstruction_centre_error_px"] == 0.0
+    blank = reconstruction_metrics(Blank(), held_out, torch.device("cpu"))
+    assert blank["reconstruction_within_1px"] == 0.0 and blank["reconstruction_valid_fraction"] == 0.0
+
+
+def test_split_runs_report_held_out_reconstruction(tmp_path):
+    runs.start("vae", tiny_run(split="quadrant", eval_samples=16), tiny_vae(), tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["reconstruction_count"] == 729
+    assert 0 <= metrics["reconstruction_within_1px"] <= 1
+
+
+def test_encode_decode_api(tmp_path):
+    checkpoint = runs.start("vae", tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "run")
+    task, _ = runs.load_task(checkpoint, torch.device("cpu"))
+    images = make_squares().float_images()[:3]
+    latents = task.encode(images)
+    assert latents.shape == (3, 4)
+    decoded = task.decode(latents)
+    assert decoded.shape == (3, 1, 64, 64) and decoded.min() >= -1 and decoded.max() <= 1
+
+
+def test_cli_train_vae_and_sample(tmp_path):
+    runner = CliRunner()
+    run_dir = tmp_path / "run"
+    result = runner.invoke(main, ["train", "vae", "--coordconv", "--coord-in", "decoder", "--steps", "2",
+                                  "--batch-size", "4", "--width", "4", "--latent-dim", "3",
+                                  "--eval-every", "100", "--device", "cpu", "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    model = json.loads((run_dir / "config.json").read_text())["model"]
+    assert model["model"]["decoder_coords"] == "all" and model["model"]["encoder_coords"] == "none"
+    assert model["likelihood"] == "bernoulli"
+    result = runner.invoke(main, ["sample", str(run_dir), "--n", "4", "--out", str(tmp_path / "s.npz")])
+    assert result.exit_code == 0, result.output
