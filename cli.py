@@ -82,7 +82,7 @@ def train() -> None:
 
 def run_options(command):
     """Flags every model kind shares; defaults come from RunConfig."""
-    from gen.training import RunConfig
+    from gen.configs import RunConfig
 
     defaults = RunConfig()
     options = [
@@ -131,7 +131,7 @@ RESUMABLE = {"steps", "device", "resume"}
 def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
     """Start or resume a run from parsed CLI options and print where it went."""
     from gen import runs
-    from gen.training import RunConfig
+    from gen.configs import RunConfig
 
     context = click.get_current_context()
     if options["resume"] is not None:
@@ -300,6 +300,7 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
     run directory)."""
     from gen.metrics import evaluate_samples, format_table, save_heatmap, save_metrics
     from gen.sources import load_image_array
+    from gen.training import CHECKPOINT_NAME
 
     if not source.exists():
         raise InputError(f"{source} does not exist")
@@ -307,8 +308,6 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
         raise InputError(f"--json must end in .json, got {json_out}")
     if heatmap is not None and heatmap.suffix != ".png":
         raise InputError(f"--heatmap must end in .png, got {heatmap}")
-    from gen.training import CHECKPOINT_NAME
-
     if source.suffix == ".pt" or (source / CHECKPOINT_NAME).is_file():
         from gen.sampling import sample_images
 
@@ -327,6 +326,103 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
     if heatmap is not None:
         save_heatmap(heatmap, images, dataset)
         click.echo(f"wrote {heatmap}")
+
+
+def _parse_grid(text: str) -> tuple[int, int]:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise InputError(f"--grid must be ROWSxCOLUMNS with both at least 1, e.g. 4x4; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+@main.command("interpolate")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Video .mp4 or .gif (grid of looping paths), or .png (one row of frames per path).")
+@click.option("--mode", type=click.Choice(["slerp", "lerp", "normlerp"]), default="slerp", show_default=True,
+              help="normlerp: the authors' lerp with the norm interpolated linearly.")
+@click.option("--keyframes", type=click.IntRange(min=2), default=None,
+              help="Random latents each path loops through [default: 4].")
+@click.option("--frames-per-segment", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--grid", "grid_text", default=None, help="ROWSxCOLUMNS independent paths [default: 4x4].")
+@click.option("--fps", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--scale", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Nearest-neighbour enlargement of each image.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--from-images", "from_images", nargs=2, default=None, metavar="A B",
+              help="VAE only: loop between the encodings of two images, each an image file, "
+                   "FILE.npz:INDEX, FILE.npy:INDEX, or an index into the model's squares/shapes set.")
+@click.option("--score", is_flag=True, help="Print the move-vs-fade score of the paths.")
+@click.option("--paths", type=click.IntRange(min=1), default=256, show_default=True,
+              help="With --score: random paths between valid samples to score.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --score: write every number to this .json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | None, frames_per_segment: int,
+                grid_text: str | None, fps: int, scale: int, seed: int, from_images: tuple[str, str] | None,
+                score: bool, paths: int, json_out: Path | None, device: str) -> None:
+    """Latent interpolation videos of a GAN or VAE checkpoint, and the move-vs-fade score:
+    do objects move between samples, fade out and in, or teleport?"""
+    from gen.interpolation import encoded_keyframes, keyframe_path, random_keyframes, sample_path
+    from gen.interpolation_score import MIN_FRAMES, format_scores, score_model, score_segments
+    from gen.metrics import save_metrics
+    from gen.runs import load_task
+    from gen.training import resolve_device
+    from gen.video import check_format, write_animation
+
+    context = click.get_current_context()
+    given = {name for name in context.params
+             if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if out is None and not score:
+        raise InputError("nothing to do: give --out FILE (.mp4, .gif or .png), --score, or both")
+    if out is not None:
+        _or_input_error(check_format, out)
+    if not score and given & {"paths", "json_out"}:
+        raise InputError("--paths and --json go with --score")
+    if json_out is not None and json_out.suffix != ".json":
+        raise InputError(f"--json must end in .json, got {json_out}")
+    if score and frames_per_segment + 1 < MIN_FRAMES:
+        raise InputError(f"--score needs --frames-per-segment of at least {MIN_FRAMES - 1}")
+    if from_images is not None and given & {"keyframes", "grid_text", "paths"}:
+        raise InputError("--from-images makes one path between its two images; "
+                         "drop --keyframes, --grid and --paths")
+    rows, columns = _parse_grid(grid_text or ("1x1" if from_images else "4x4"))
+    torch_device = _or_input_error(resolve_device, device)
+    task, payload = _or_input_error(load_task, checkpoint, torch_device)
+    dataset = payload["config"]["run"]["data"]
+    if score and dataset not in ("squares", "shapes"):
+        raise InputError(f"--score needs a squares or shapes model; this one was trained on {dataset}")
+
+    if from_images is not None:
+        ends = _or_input_error(encoded_keyframes, task, list(from_images), payload["config"], torch_device)
+    else:
+        ends = random_keyframes(task, keyframes or 4, rows * columns, seed)
+    if score and from_images is not None:
+        scores = score_segments(task, ends[0], ends[1], frames_per_segment, mode, dataset, torch_device)
+        endpoints, valid_rate = "the two images' encodings", None
+    elif score:  # before any video, so a model with too few valid samples writes nothing
+        scores, valid_rate = _or_input_error(score_model, task, dataset, paths, frames_per_segment, mode,
+                                             seed + 1, torch_device)
+        endpoints = f"valid samples ({valid_rate:.1%} of draws were valid)"
+    if out is not None:
+        path = keyframe_path(ends, frames_per_segment, mode)
+        count = write_animation(out, sample_path(task, path, torch_device), columns, fps, scale)
+        click.echo(f"wrote {out}: {count} frames of {rows} x {columns} paths through {len(ends)} "
+                   f"{'images' if from_images else 'keyframes'} ({mode})")
+    if not score:
+        return
+    summary = scores.summary()
+    click.echo(format_scores(summary))
+    click.echo(f"endpoints: {endpoints}; {mode}, {frames_per_segment} steps per path")
+    if json_out is not None:
+        save_metrics(json_out, {
+            "checkpoint": str(checkpoint), "kind": payload["kind"], "mode": mode,
+            "frames_per_segment": frames_per_segment, "seed": seed,
+            "from_images": list(from_images) if from_images else None,
+            "endpoint_valid_rate": valid_rate, "summary": summary, "per_path": scores.per_path()})
+        click.echo(f"wrote {json_out}")
 
 
 def _or_input_error(function, *args, **kwargs):

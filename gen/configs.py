@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -25,3 +26,23 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+@dataclass
+class RunConfig:
+    """What every training run has, whatever the model."""
+
+    data: str = "squares"
+    root: str | None = None
+    split: str = "all"
+    resolution: int = 64
+    steps: int = 6000
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 2
+    log_every: int = 100
+    image_every: int = 1000
+    ckpt_every: int = 1000
+    eval_every: int = 2000
+    eval_samples: int = 3136

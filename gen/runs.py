@@ -49,7 +49,7 @@ def evaluator(spec: DataSpec, run: RunConfig, device: torch.device):
 
     def evaluate(task) -> dict:
         samples = draw_samples(task, run.eval_samples, run.seed + 2, device)
-        metrics = evaluate_samples(samples, dataset=spec.geometry, seed=run.seed)
+        metrics = evaluate_samples(samples, dataset=spec.geometry, seed=run.seed, value_range=(-1.0, 1.0))
         if spec.held_out is not None and hasattr(task, "reconstruct"):
             metrics.update(reconstruction_metrics(task, spec.held_out, device))
         return metrics

@@ -12,7 +12,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,32 +20,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gen.configs import RunConfig
 from gen.fileio import load_torch, save_json, save_torch
 from gen.images import grid_image, save_grid, to_uint8
-from gen.metrics import flatten_metrics
+from gen.metrics import flatten_metrics, save_metrics
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-@dataclass
-class RunConfig:
-    """What every training run has, whatever the model."""
-
-    data: str = "squares"
-    root: str | None = None
-    split: str = "all"
-    resolution: int = 64
-    steps: int = 6000
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 2
-    log_every: int = 100
-    image_every: int = 1000
-    ckpt_every: int = 1000
-    eval_every: int = 2000
-    eval_samples: int = 3136
 
 
 class Task(Protocol):
@@ -208,8 +188,8 @@ def train(
             metrics = evaluate(task)
             for key, value in flatten_metrics(metrics).items():
                 writer.add_scalar(f"metrics/{key}", value, step)
-            save_json(run_dir / f"metrics-{step:07d}.json", metrics)
-            save_json(run_dir / "metrics.json", {"step": step, **metrics})
+            save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
+            save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
         if step % run.ckpt_every == 0 or step == run.steps:
             payload = checkpoint_payload(kind, config, task, step, batches)
             save_torch(run_dir / f"checkpoint-{step:07d}.pt", payload)

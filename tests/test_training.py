@@ -10,12 +10,13 @@ from PIL import Image
 
 from cli import main
 from gen import runs
+from gen.configs import RunConfig
 from gen.data.batches import TensorBatches, make_batches
 from gen.data.natural import LSUN, ImageFolder
 from gen.gan.models import DiscriminatorConfig, GeneratorConfig
 from gen.gan.task import GANConfig
 from gen.sampling import sample_images
-from gen.training import RunConfig, load_checkpoint
+from gen.training import load_checkpoint
 
 TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
                      discriminator=DiscriminatorConfig(width=4), r1_every=2)

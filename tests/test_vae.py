@@ -7,9 +7,10 @@ from click.testing import CliRunner
 
 from cli import main
 from gen import runs
+from gen.configs import RunConfig
 from gen.coordconv import AddCoords
 from gen.data.notsoclevr import make_squares
-from gen.training import RunConfig, load_checkpoint
+from gen.training import load_checkpoint
 from gen.vae.evaluation import reconstruction_metrics
 from gen.vae.likelihoods import Likelihood
 from gen.vae.models import VAE, VAEModelConfig
