@@ -114,6 +114,22 @@ def test_reconstruction_metrics_of_a_perfect_and_a_blank_model():
     assert perfect["reconstruction_within_1px"] == 1.0 and perfect["reconstruction_centre_error_px"] == 0.0
     blank = reconstruction_metrics(Blank(), held_out, torch.device("cpu"))
     assert blank["reconstruction_within_1px"] == 0.0 and blank["reconstruction_valid_fraction"] == 0.0
+    assert blank["reconstruction_found_fraction"] == 0.0
+
+
+def test_reconstruction_metrics_measure_the_largest_object():
+    held_out = make_squares().subset(slice(0, 8))
+
+    class ShiftedWithSpeck:
+        def reconstruct(self, images):
+            shifted = torch.roll(images, shifts=2, dims=3)  # square moved 2 px right
+            shifted[:, :, 0, 0] = 1.0  # a one-pixel speck far away
+            return shifted
+
+    metrics = reconstruction_metrics(ShiftedWithSpeck(), held_out, torch.device("cpu"))
+    assert metrics["reconstruction_centre_error_px"] == 2.0
+    assert metrics["reconstruction_within_1px"] == 0.0 and metrics["reconstruction_found_fraction"] == 1.0
+    assert metrics["reconstruction_valid_fraction"] == 0.0
 
 
 def test_split_runs_report_held_out_reconstruction(tmp_path):
