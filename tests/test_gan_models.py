@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gen.coordconv import AddCoords
+from gen.coordconv import AddCoords, coordinate_grid
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import (
     Discriminator,
@@ -51,11 +51,20 @@ def test_unknown_settings_are_rejected():
 def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
     gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
     z = torch.randn(2, 3)
-    tiled = torch.cat([z[:, :, None, None].expand(2, 3, 32, 32), gen.coords[None].expand(2, 2, 32, 32)], 1)
-    weight = torch.cat([gen.latent_in.weight, gen.coords_in.weight[:, :, 0, 0]], 1)
+    coords = coordinate_grid((32, 32))
+    tiled = torch.cat([z[:, :, None, None].expand(2, 3, 32, 32), coords[None].expand(2, 2, 32, 32)], 1)
+    weight = torch.cat([gen.latent_in.weight, gen.coords_in.weight], 1)
     reference = torch.nn.functional.conv2d(tiled, weight[:, :, None, None], gen.latent_in.bias)
-    ours = gen.latent_in(z)[:, :, None, None] + gen.coords_in(gen.coords[None])
+    ours = (gen.latent_in(z)[:, None, None, :] + gen.coords_in(gen.coords)).permute(0, 3, 1, 2)
     assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_tiled_generator_output_depends_on_position_only_through_coords():
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
+    with torch.no_grad():
+        gen.coords_in.weight.zero_()
+    image = gen(torch.randn(1, 3))
+    assert torch.allclose(image, image[..., :1, :1].expand_as(image))
 
 
 def test_minibatch_std_feature():

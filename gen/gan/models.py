@@ -81,11 +81,15 @@ class DCGANGenerator(nn.Module):
 
 
 class TiledGenerator(nn.Module):
-    """The authors' CoordConv generator: z tiled over the canvas with coordinates, a stack of
-    1x1 convs, two 3x3 convs, then a 1x1 to the image.
+    """The authors' CoordConv generator: z tiled over the canvas with coordinates, then a
+    stack of 1x1 convs to the image, so every pixel is f(z, i, j).
 
-    The first 1x1 conv over [tiled z, coords] is computed as W_z z + W_c coords, which is
-    the same linear map without materialising N x (latent + 2) x H x W.
+    A 1x1 conv is a per-pixel linear map, so the stack runs as Linear layers on an
+    N x H x W x C tensor (several times faster on CPU than NCHW 1x1 convs), and the first
+    layer over [tiled z, coords] is computed as W_z z + W_c coords, the same linear map
+    without materialising N x (latent + 2) x H x W. Widths run 4w, 2w, w (the authors'
+    512-256-256-128-64 stack plus two 3x3 convs is far too slow for a CPU budget; one hidden
+    layer already draws an axis-aligned square whose position is linear in z).
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -93,23 +97,20 @@ class TiledGenerator(nn.Module):
         if config.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {config.resolution}")
         self.config = config
-        widths = [min(config.width * m, config.max_width) for m in (8, 4, 4, 2, 1)]
+        widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
         self.latent_in = nn.Linear(config.latent_dim, widths[0])
-        self.coords_in = nn.Conv2d(2, widths[0], 1, bias=False)
-        self.register_buffer(
-            "coords", coordinate_grid((config.resolution, config.resolution)), persistent=False
-        )
+        self.coords_in = nn.Linear(2, widths[0], bias=False)
+        grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
+        self.register_buffer("coords", grid.contiguous(), persistent=False)
         layers: list[nn.Module] = []
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1)]
-        layers += [nn.ReLU(inplace=True), nn.Conv2d(widths[-1], widths[-1], 3, padding=1),
-                   nn.ReLU(inplace=True), nn.Conv2d(widths[-1], widths[-1], 3, padding=1),
-                   nn.ReLU(inplace=True), nn.Conv2d(widths[-1], config.channels, 1), nn.Tanh()]
+            layers += [nn.ReLU(), nn.Linear(cin, cout)]
+        layers += [nn.ReLU(), nn.Linear(widths[-1], config.channels), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        tiled = self.latent_in(z)[:, :, None, None] + self.coords_in(self.coords[None])
-        return self.layers(tiled)
+        tiled = self.latent_in(z)[:, None, None, :] + self.coords_in(self.coords)
+        return self.layers(tiled).permute(0, 3, 1, 2)
 
 
 class MinibatchStd(nn.Module):
