@@ -168,6 +168,10 @@ def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
               help="With --coordconv: every conv layer or the first only.")
 @click.option("--arch", type=click.Choice(["dcgan", "tiled"]), default="dcgan", show_default=True,
               help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator.")
+@click.option("--upsample", type=click.Choice(["nearest", "transpose"]), default=None,
+              help="DCGAN G upsampling: nearest x2 + 3x3 conv, or 4x4 stride-2 transposed conv.")
+@click.option("--output-bias", type=float, default=None,
+              help="Initial bias of G's last layer: negative starts from a black background.")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="[default: 64]")
 @click.option("--g-width", type=click.IntRange(min=1), default=None, help="Generator base width.")
 @click.option("--d-width", type=click.IntRange(min=1), default=None, help="Discriminator base width.")
@@ -183,7 +187,8 @@ def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
 @click.option("--g-steps", type=click.IntRange(min=1), default=None, help="G steps per D step.")
 @click.option("--minibatch-std/--no-minibatch-std", default=True, show_default=True,
               help="Minibatch standard-deviation feature in D.")
-def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, latent_dim, g_width,
+def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsample, output_bias,
+              latent_dim, g_width,
               d_width, loss: str, latent, g_lr, d_lr, r1, ema, g_steps, minibatch_std: bool,
               **options) -> None:
     """Train a DCGAN-style GAN, with or without CoordConv."""
@@ -194,7 +199,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, late
     config = GANConfig()
     g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
     d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
-    overrides = {"latent_dim": latent_dim, "width": g_width}
+    overrides = {"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
+                 "output_bias": output_bias}
     config = replace(
         config,
         generator=replace(config.generator, arch=arch, coord_layers=g_coords,
@@ -422,6 +428,56 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | 
             "frames_per_segment": frames_per_segment, "seed": seed,
             "from_images": list(from_images) if from_images else None,
             "endpoint_valid_rate": valid_rate, "summary": summary, "per_path": scores.per_path()})
+        click.echo(f"wrote {json_out}")
+
+
+@main.command("toy")
+@click.argument("task", type=click.Choice(["classify", "render", "regress"]))
+@click.option("--coordconv", is_flag=True, help="The paper's CoordConv model instead of the conv baseline.")
+@click.option("--split", type=click.Choice(["uniform", "quadrant"]), default=None,
+              help="Which centres are held out [default: uniform].")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Train on a squares .npz from `gen data make squares` instead of --split.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="[default: tuned per task and model, see README]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate, cosine-decayed to 0 [default: tuned per task and model].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the config and results to this .json.")
+@click.option("--quiet", is_flag=True, help="Print the result line only.")
+def toy(task: str, coordconv: bool, split: str | None, data_path: Path | None, epochs: int | None,
+        lr: float | None, batch_size: int, seed: int, device: str, json_out: Path | None,
+        quiet: bool) -> None:
+    """The paper's supervised toy tasks on the squares set, conv vs CoordConv: CLASSIFY
+    (x, y) -> one-hot pixel, RENDER (x, y) -> square image, REGRESS one-hot image -> (x, y).
+    Prints train and test accuracy / IOU / pixel error, parameter count and wall time."""
+    from gen.data import NotSoClevr
+    from gen.fileio import save_json
+    from gen.toy.train import METRICS, ToyConfig, train_toy
+    from gen.training import resolve_device
+
+    if split is not None and data_path is not None:
+        raise InputError("--split and --data are exclusive: a --data file carries its own split")
+    if json_out is not None and json_out.suffix != ".json":
+        raise InputError(f"--json must end in .json, got {json_out}")
+    data = None
+    if data_path is not None:
+        data = _or_input_error(NotSoClevr.load, data_path)
+    config = ToyConfig(task=task, split=split or "uniform", coordconv=coordconv, epochs=epochs, lr=lr,
+                       batch_size=batch_size, seed=seed, device=str(_or_input_error(resolve_device, device)))
+    result = _or_input_error(train_toy, config, data, None if quiet else click.echo)
+    record = result.to_dict()
+    record["data"] = None if data_path is None else str(data_path)
+    metric = METRICS[task]
+    test = "none (no test rows)" if result.test is None else f"{result.test:.4f}"
+    click.echo(f"{task} {record['split']} {'coordconv' if coordconv else 'conv'} ({result.model}, "
+               f"{result.params} params): train {metric} {result.train:.4f}, test {metric} {test}, "
+               f"{result.seconds:.1f}s")
+    if json_out is not None:
+        save_json(json_out, record)
         click.echo(f"wrote {json_out}")
 
 

@@ -37,7 +37,7 @@ class RunConfig:
     split: str = "all"
     resolution: int = 64
     steps: int = 6000
-    batch_size: int = 64
+    batch_size: int = 32
     seed: int = 0
     device: str = "auto"
     workers: int = 2

@@ -91,3 +91,19 @@ def test_r1_of_a_linear_critic_is_its_squared_weight_norm():
     weight = torch.tensor([1.0, -2.0, 3.0])
     x = torch.randn(4, 3, requires_grad=True)
     assert r1_penalty(x @ weight, x).item() == pytest.approx(14.0)
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "transpose"])
+def test_generator_upsampling_choices(upsample):
+    gen = build_generator(GeneratorConfig(width=4, latent_dim=8, upsample=upsample, coord_layers="all"))
+    assert gen(torch.randn(2, 8)).shape == (2, 1, 64, 64)
+    kinds = {type(m).__name__ for m in gen.modules()}
+    assert ("Upsample" in kinds) == (upsample == "nearest")
+    with pytest.raises(ValueError, match="upsample"):
+        build_generator(GeneratorConfig(upsample="bilinear"))
+
+
+def test_negative_output_bias_starts_from_a_black_background():
+    torch.manual_seed(0)
+    gen = build_generator(GeneratorConfig(width=4, latent_dim=8, output_bias=-3.0)).eval()
+    assert (gen(torch.randn(16, 8)) < 0).float().mean() > 0.99

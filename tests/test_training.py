@@ -189,3 +189,16 @@ def test_cli_train_sample_and_errors(tmp_path):
     assert not (tmp_path / "x").exists()
     result = runner.invoke(main, ["sample", str(tmp_path / "s.npz"), "--out", str(tmp_path / "y.png")])
     assert result.exit_code == 2 and "checkpoint" in result.output
+
+
+def test_ema_horizon_ramps_up_with_training():
+    from gen.gan.task import GANTask
+
+    task = GANTask(TINY_GAN, torch.device("cpu"))
+    live = next(task.generator.parameters())
+    ema = next(task.generator_ema.parameters())
+    with torch.no_grad():
+        live.add_(1.0)
+    before = ema.detach().clone()
+    task.update_ema(step=0)  # horizon 10 steps at the start: beta = 0.1
+    assert torch.allclose(ema, 0.1 * before + 0.9 * live.detach(), atol=1e-6)

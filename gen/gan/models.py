@@ -28,6 +28,8 @@ class GeneratorConfig:
     width: int = 32
     max_width: int = 512
     coord_layers: str = "none"
+    upsample: str = "nearest"  # "nearest" + 3x3 conv (no checkerboard) or "transpose" (4x4, stride 2)
+    output_bias: float = 0.0  # initial bias of the last layer, before tanh
 
 
 @dataclass
@@ -55,7 +57,12 @@ def _uses_coords(coord_layers: str, index: int) -> bool:
 
 
 class DCGANGenerator(nn.Module):
-    """z -> dense 4x4 map -> stride-2 transposed convs (BN + ReLU) -> tanh image."""
+    """z -> dense 4x4 map -> x2 upsampling blocks (BN + ReLU) -> tanh image.
+
+    An upsampling block is nearest-neighbour x2 then a 3x3 conv by default: stride-2
+    transposed convs (the original DCGAN) leave checkerboard specks in the background,
+    and on binary images every speck is a spurious object (Odena et al. 2016).
+    """
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -71,10 +78,18 @@ class DCGANGenerator(nn.Module):
         outs = widths[1:] + [config.channels]
         for index, (cin, cout) in enumerate(zip(widths, outs)):
             last = index == len(widths) - 1
-            blocks.append(make_conv(cin, cout, 4, coord=_uses_coords(config.coord_layers, index),
-                                    transpose=True, stride=2, padding=1, bias=last))
+            coord = _uses_coords(config.coord_layers, index)
+            if config.upsample == "nearest":
+                blocks += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           make_conv(cin, cout, 3, coord=coord, padding=1, bias=last)]
+            elif config.upsample == "transpose":
+                blocks.append(make_conv(cin, cout, 4, coord=coord, transpose=True, stride=2, padding=1,
+                                        bias=last))
+            else:
+                raise ValueError(f"unknown upsample {config.upsample!r}; choose nearest or transpose")
             blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.blocks = nn.Sequential(*blocks)
+        nn.init.constant_(self.blocks[-2].bias, config.output_bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.project(z))

@@ -98,12 +98,14 @@ class GANTask(TaskState):
             self.g_optimizer.step()
         self.discriminator.requires_grad_(True)
         scalars["loss/generator"] = g_loss.detach()
-        self.update_ema()
+        self.update_ema(step)
         return scalars
 
     @torch.no_grad()
-    def update_ema(self) -> None:
-        beta = self.config.ema_beta
+    def update_ema(self, step: int) -> None:
+        """Average G's weights; the horizon ramps up with training (as in StyleGAN2-ADA) so
+        early samples are not an average dominated by the random initialisation."""
+        beta = min(self.config.ema_beta, (1 + step) / (10 + step))
         for ema, live in zip(self.generator_ema.parameters(), self.generator.parameters()):
             ema.lerp_(live, 1 - beta)
         for ema, live in zip(self.generator_ema.buffers(), self.generator.buffers()):

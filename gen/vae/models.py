@@ -25,7 +25,7 @@ class VAEModelConfig:
     resolution: int = 64
     channels: int = 1
     latent_dim: int = 8
-    width: int = 32
+    width: int = 16
     max_width: int = 256
     encoder_coords: str = "none"
     decoder_coords: str = "none"
