@@ -97,7 +97,7 @@ def run_options(command):
         click.option("--resolution", type=click.Choice(["32", "64", "128"]),
                      default=str(defaults.resolution), show_default=True),
         click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help=f"Training steps [default: {defaults.steps}; on --resume: the saved total]."),
+                     help="Training steps [default: GAN 10000, VAE 6000; on --resume: the saved total]."),
         click.option("--batch-size", type=click.IntRange(min=2), default=defaults.batch_size,
                      show_default=True),
         click.option("--seed", type=int, default=defaults.seed, show_default=True),
@@ -131,7 +131,7 @@ RESUMABLE = {"steps", "device", "resume"}
 def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
     """Start or resume a run from parsed CLI options and print where it went."""
     from gen import runs
-    from gen.configs import RunConfig
+    from gen.configs import DEFAULT_STEPS, RunConfig
 
     context = click.get_current_context()
     if options["resume"] is not None:
@@ -150,7 +150,7 @@ def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
             "ckpt_every", "eval_every", "eval_samples")},
             root=None if options["root"] is None else str(options["root"]),
             resolution=int(options["resolution"]),
-            steps=options["steps"] or RunConfig.steps,
+            steps=options["steps"] or DEFAULT_STEPS[kind],
             device=options["device"] or "auto")
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
         click.echo(f"run directory: {run_dir}")

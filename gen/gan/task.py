@@ -21,8 +21,8 @@ class GANConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: str = "nonsaturating"
     latent: str = "normal"
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
+    g_lr: float = 5e-4
+    d_lr: float = 5e-4
     betas: tuple[float, float] = (0.0, 0.99)
     r1_gamma: float = 1.0
     r1_every: int = 4
