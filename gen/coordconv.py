@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 _CONV_CLASSES = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+COORD_PLACEMENTS = ("none", "first", "all")
 
 
 def coordinate_grid(
@@ -135,3 +136,11 @@ def make_conv(
     if coord:
         kwargs["with_r"] = with_r
     return cls(in_channels, out_channels, kernel_size, **kwargs)
+
+
+def uses_coords(placement: str, index: int) -> bool:
+    """Whether conv layer `index` of a stack is CoordConv under a placement: "none",
+    "first" (layer 0 only) or "all"."""
+    if placement not in COORD_PLACEMENTS:
+        raise ValueError(f"coord_layers must be one of {COORD_PLACEMENTS}, got {placement!r}")
+    return placement == "all" or (placement == "first" and index == 0)

@@ -129,3 +129,13 @@ def test_make_conv_picks_layer_from_flag():
     assert make_conv(3, 4, 3, coord=True, with_r=True).weight.shape[1] == 6
     with pytest.raises(ValueError):
         make_conv(3, 4, 3, coord=True, groups=3)
+
+
+def test_uses_coords_placements():
+    from gen.coordconv import uses_coords
+
+    assert [uses_coords("all", i) for i in range(3)] == [True, True, True]
+    assert [uses_coords("first", i) for i in range(3)] == [True, False, False]
+    assert [uses_coords("none", i) for i in range(3)] == [False, False, False]
+    with pytest.raises(ValueError, match="coord_layers"):
+        uses_coords("last", 0)

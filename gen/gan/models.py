@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gen.coordconv import coordinate_grid, make_conv
+from gen.coordconv import coordinate_grid, make_conv, uses_coords
 
 RESOLUTIONS = (32, 64, 128)
-COORD_LAYERS = ("none", "first", "all")
 
 
 @dataclass
@@ -50,12 +49,6 @@ def _stage_widths(resolution: int, width: int, max_width: int) -> list[int]:
     return [min(width * 2 ** (stages - 1 - k), max_width) for k in range(stages)]
 
 
-def _uses_coords(coord_layers: str, index: int) -> bool:
-    if coord_layers not in COORD_LAYERS:
-        raise ValueError(f"coord_layers must be one of {COORD_LAYERS}, got {coord_layers!r}")
-    return coord_layers == "all" or (coord_layers == "first" and index == 0)
-
-
 class DCGANGenerator(nn.Module):
     """z -> dense 4x4 map -> x2 upsampling blocks (BN + ReLU) -> tanh image.
 
@@ -79,7 +72,7 @@ class DCGANGenerator(nn.Module):
         outs = widths[1:] + [config.channels]
         for index, (cin, cout) in enumerate(zip(widths, outs)):
             last = index == len(widths) - 1
-            coord = _uses_coords(config.coord_layers, index)
+            coord = uses_coords(config.coord_layers, index)
             if config.upsample == "nearest":
                 blocks += [nn.Upsample(scale_factor=2, mode="nearest"),
                            make_conv(cin, cout, 3, coord=coord, padding=1, bias=last)]
@@ -151,7 +144,7 @@ class Discriminator(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
-            layers += [make_conv(cin, cout, 4, coord=_uses_coords(config.coord_layers, index),
+            layers += [make_conv(cin, cout, 4, coord=uses_coords(config.coord_layers, index),
                                  stride=2, padding=1),
                        nn.LeakyReLU(0.2, inplace=True)]
         if config.minibatch_std:

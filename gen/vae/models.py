@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gen.coordconv import coordinate_grid, make_conv
+from gen.coordconv import coordinate_grid, make_conv, uses_coords
 
 RESOLUTIONS = (32, 64, 128)
-COORD_LAYERS = ("none", "first", "all")
 DECODERS = ("dcgan", "broadcast")
 
 
@@ -42,12 +41,6 @@ def _stage_widths(resolution: int, width: int, max_width: int) -> list[int]:
     return [min(width * 2**k, max_width) for k in range(stages)]
 
 
-def _coord(placement: str, index: int) -> bool:
-    if placement not in COORD_LAYERS:
-        raise ValueError(f"coordconv placement must be one of {COORD_LAYERS}, got {placement!r}")
-    return placement == "all" or (placement == "first" and index == 0)
-
-
 class Encoder(nn.Module):
     """Stride-2 convs (BN + ReLU) down to 4x4, then dense to the posterior mean and log-variance."""
 
@@ -56,7 +49,7 @@ class Encoder(nn.Module):
         widths = _stage_widths(config.resolution, config.width, config.max_width)
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
-            layers += [make_conv(cin, cout, 4, coord=_coord(config.encoder_coords, index), stride=2,
+            layers += [make_conv(cin, cout, 4, coord=uses_coords(config.encoder_coords, index), stride=2,
                                  padding=1, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers, nn.Flatten())
@@ -78,7 +71,7 @@ class DCGANDecoder(nn.Module):
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip(widths, widths[1:] + [out_channels])):
             last = index == len(widths) - 1
-            layers.append(make_conv(cin, cout, 4, coord=_coord(config.decoder_coords, index),
+            layers.append(make_conv(cin, cout, 4, coord=uses_coords(config.decoder_coords, index),
                                     transpose=True, stride=2, padding=1, bias=last))
             if not last:
                 layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -106,7 +99,7 @@ class BroadcastDecoder(nn.Module):
         for index in range(ups):
             last = index == ups - 1
             layers.append(make_conv(width, out_channels if last else width, 4, transpose=True,
-                                    coord=_coord(config.decoder_coords, index), stride=2, padding=1))
+                                    coord=uses_coords(config.decoder_coords, index), stride=2, padding=1))
             if not last:
                 layers.append(nn.ReLU(inplace=True))
         if ups == 0:
