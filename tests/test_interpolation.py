@@ -50,7 +50,7 @@ def tiny_run(**overrides) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def gan_checkpoint(tmp_path_factory):
-    config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
+    config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
                        discriminator=DiscriminatorConfig(width=4))
     return runs.start("gan", tiny_run(), config, tmp_path_factory.mktemp("gan") / "run")
 

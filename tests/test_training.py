@@ -18,7 +18,7 @@ from gen.gan.task import GANConfig
 from gen.sampling import sample_images
 from gen.training import load_checkpoint
 
-TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
+TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
                      discriminator=DiscriminatorConfig(width=4), r1_every=2)
 
 
