@@ -25,6 +25,7 @@ TASKS = ("classify", "render", "regress")
 METRIC = {"classify": "accuracy", "render": "iou", "regress": "error_px"}
 BAR = {"classify": 1.0, "render": 0.99}  # CoordConv test metric at least this
 TIME_LIMIT_S = 300.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 def command(task: str, coordconv: bool, split: str, device: str) -> list[str]:
@@ -33,12 +34,16 @@ def command(task: str, coordconv: bool, split: str, device: str) -> list[str]:
 
 
 def run_row(task: str, coordconv: bool, split: str, device: str) -> dict:
-    """Run one command end to end; add its whole wall time (process start included)."""
+    """Run one command end to end; add its whole wall time (process start included).
+
+    It runs as `python -m cli` from this checkout, so the code measured is the code here
+    even where the `gen` on PATH belongs to another install."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "row.json"
         start = time.perf_counter()
-        subprocess.run([*command(task, coordconv, split, device), "--quiet", "--json", str(out)],
-                       check=True, stdout=subprocess.DEVNULL)
+        args = command(task, coordconv, split, device)[1:]
+        subprocess.run([sys.executable, "-m", "cli", *args, "--quiet", "--json", str(out)],
+                       check=True, stdout=subprocess.DEVNULL, cwd=REPO)
         record = json.loads(out.read_text())
     record["command_seconds"] = round(time.perf_counter() - start, 1)
     return record
