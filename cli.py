@@ -362,17 +362,32 @@ def _parse_grid(text: str) -> tuple[int, int]:
                    "FILE.npz:INDEX, FILE.npy:INDEX, or an index into the model's squares/shapes set.")
 @click.option("--score", is_flag=True, help="Print the move-vs-fade score of the paths.")
 @click.option("--paths", type=click.IntRange(min=1), default=256, show_default=True,
-              help="With --score: random paths between valid samples to score.")
+              help="With --score: random paths to score.")
+@click.option("--endpoints", type=click.Choice(["samples", "data"]), default="samples", show_default=True,
+              help="With --score: paths between valid samples, or (VAE, squares/shapes) between the "
+                   "encodings of random pairs of the model's data set images.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --score: write every number to this .json.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | None, frames_per_segment: int,
                 grid_text: str | None, fps: int, scale: int, seed: int, from_images: tuple[str, str] | None,
-                score: bool, paths: int, json_out: Path | None, device: str) -> None:
+                score: bool, paths: int, endpoints: str, json_out: Path | None, device: str) -> None:
     """Latent interpolation videos of a GAN or VAE checkpoint, and the move-vs-fade score:
     do objects move between samples, fade out and in, or teleport?"""
-    from gen.interpolation import encoded_keyframes, keyframe_path, random_keyframes, sample_path
-    from gen.interpolation_score import MIN_FRAMES, format_scores, score_model, score_segments
+    from gen.interpolation import (
+        dataset_images,
+        encoded_keyframes,
+        keyframe_path,
+        random_keyframes,
+        sample_path,
+    )
+    from gen.interpolation_score import (
+        MIN_FRAMES,
+        encoded_latents,
+        format_scores,
+        score_model,
+        score_segments,
+    )
     from gen.metrics import save_metrics
     from gen.runs import load_task
     from gen.training import resolve_device
@@ -385,15 +400,15 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | 
         raise InputError("nothing to do: give --out FILE (.mp4, .gif or .png), --score, or both")
     if out is not None:
         _or_input_error(check_format, out)
-    if not score and given & {"paths", "json_out"}:
-        raise InputError("--paths and --json go with --score")
+    if not score and given & {"paths", "endpoints", "json_out"}:
+        raise InputError("--paths, --endpoints and --json go with --score")
     if json_out is not None and json_out.suffix != ".json":
         raise InputError(f"--json must end in .json, got {json_out}")
     if score and frames_per_segment + 1 < MIN_FRAMES:
         raise InputError(f"--score needs --frames-per-segment of at least {MIN_FRAMES - 1}")
-    if from_images is not None and given & {"keyframes", "grid_text", "paths"}:
+    if from_images is not None and given & {"keyframes", "grid_text", "paths", "endpoints"}:
         raise InputError("--from-images makes one path between its two images; "
-                         "drop --keyframes, --grid and --paths")
+                         "drop --keyframes, --grid, --paths and --endpoints")
     rows, columns = _parse_grid(grid_text or ("1x1" if from_images else "4x4"))
     torch_device = _or_input_error(resolve_device, device)
     task, payload = _or_input_error(load_task, checkpoint, torch_device)
@@ -407,11 +422,17 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | 
         ends = random_keyframes(task, keyframes or 4, rows * columns, seed)
     if score and from_images is not None:
         scores = score_segments(task, ends[0], ends[1], frames_per_segment, mode, dataset, torch_device)
-        endpoints, valid_rate = "the two images' encodings", None
+        described, valid_rate = "the two images' encodings", None
+    elif score and endpoints == "data":
+        images = _or_input_error(dataset_images, payload["config"])
+        latents = _or_input_error(encoded_latents, task, images, 2 * paths, seed + 1, torch_device)
+        scores = score_segments(task, latents[:paths], latents[paths:], frames_per_segment, mode, dataset,
+                                torch_device)
+        described, valid_rate = f"encodings of random pairs of the {len(images)} {dataset} images", None
     elif score:  # before any video, so a model with too few valid samples writes nothing
         scores, valid_rate = _or_input_error(score_model, task, dataset, paths, frames_per_segment, mode,
                                              seed + 1, torch_device)
-        endpoints = f"valid samples ({valid_rate:.1%} of draws were valid)"
+        described = f"valid samples ({valid_rate:.1%} of draws were valid)"
     if out is not None:
         path = keyframe_path(ends, frames_per_segment, mode)
         count = write_animation(out, sample_path(task, path, torch_device), columns, fps, scale)
@@ -421,12 +442,13 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | 
         return
     summary = scores.summary()
     click.echo(format_scores(summary))
-    click.echo(f"endpoints: {endpoints}; {mode}, {frames_per_segment} steps per path")
+    click.echo(f"endpoints: {described}; {mode}, {frames_per_segment} steps per path")
     if json_out is not None:
         save_metrics(json_out, {
             "checkpoint": str(checkpoint), "kind": payload["kind"], "mode": mode,
             "frames_per_segment": frames_per_segment, "seed": seed,
             "from_images": list(from_images) if from_images else None,
+            "endpoints": None if from_images else endpoints,
             "endpoint_valid_rate": valid_rate, "summary": summary, "per_path": scores.per_path()})
         click.echo(f"wrote {json_out}")
 

@@ -198,18 +198,23 @@ def _pick(images: np.ndarray, index: int, origin: str) -> np.ndarray:
 
 
 def _dataset_image(index: int, checkpoint_config: dict) -> np.ndarray:
+    images = dataset_images(checkpoint_config)
+    return _pick(images.permute(0, 2, 3, 1).numpy(), index, f"{checkpoint_config['run']['data']} data")
+
+
+def dataset_images(checkpoint_config: dict) -> torch.Tensor:
+    """The checkpoint's own Not-so-Clevr set, uint8 N x C x H x W (squares: all 3136 in
+    `gen data make squares` order; shapes: the run's 50,000 training images)."""
     from gen.data.batches import SHAPES_TRAIN_COUNT
     from gen.data.notsoclevr import make_shapes, make_squares
 
     run = checkpoint_config["run"]
     if run["data"] == "squares":
-        images = make_squares().images
-    elif run["data"] == "shapes":
-        images = make_shapes(SHAPES_TRAIN_COUNT, seed=run["seed"]).images
-    else:
-        raise ValueError(f"a dataset index needs a squares or shapes model (this one was trained on "
-                         f"{run['data']}); give an image file instead")
-    return _pick(images.permute(0, 2, 3, 1).numpy(), index, f"{run['data']} data")
+        return make_squares().images
+    if run["data"] == "shapes":
+        return make_shapes(SHAPES_TRAIN_COUNT, seed=run["seed"]).images
+    raise ValueError(f"a dataset image needs a squares or shapes model (this one was trained on "
+                     f"{run['data']}); give an image file instead")
 
 
 def fit_channels(picture: np.ndarray, shape: tuple[int, int, int], origin: str) -> torch.Tensor:

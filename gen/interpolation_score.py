@@ -183,6 +183,21 @@ def valid_latents(task, n: int, dataset: str, seed: int, device: torch.device,
     return torch.cat(kept)[:n], found / drawn
 
 
+@torch.no_grad()
+def encoded_latents(task, images: torch.Tensor, n: int, seed: int, device: torch.device,
+                    batch: int = SAMPLE_BATCH) -> torch.Tensor:
+    """Posterior means (CPU) of n images drawn at random, seeded, from a uint8 N x C x H x W
+    set (VAE tasks only): endpoints that are real images rather than prior samples, so the
+    score is about the path and not about how good prior samples are."""
+    if not hasattr(task, "encode"):
+        raise ValueError("data endpoints need a VAE checkpoint: a GAN has no encoder to map images "
+                         "to latents")
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(images), (n,), generator=generator)
+    codes = [task.encode(images[rows].to(device).float() / 127.5 - 1).cpu() for rows in picks.split(batch)]
+    return torch.cat(codes)
+
+
 def score_segments(task, starts: torch.Tensor, ends: torch.Tensor, frames_per_segment: int, mode: str,
                    dataset: str, device: torch.device) -> PathScores:
     """Score the paths from each start latent to its end latent (N x D each), F + 1 frames

@@ -15,6 +15,7 @@ from gen.gan.models import DiscriminatorConfig, GeneratorConfig
 from gen.gan.task import GANConfig
 from gen.interpolation import (
     MODES,
+    dataset_images,
     encoded_keyframes,
     fit_channels,
     interpolate,
@@ -28,9 +29,11 @@ from gen.interpolation import (
 from gen.interpolation_score import (
     CLASSES,
     MIN_PIXELS,
+    encoded_latents,
     format_scores,
     score_model,
     score_paths,
+    score_segments,
     valid_latents,
 )
 from gen.training import RunConfig
@@ -378,10 +381,49 @@ def test_cli_vae_from_images_with_score(tmp_path, vae_checkpoint):
     assert math.isclose(sum(numbers["summary"][f"{c}_fraction"] for c in CLASSES), 1)
 
 
+class EncodingTask(SquareTask):
+    """SquareTask with an encoder that reads each square's centre back off the image."""
+
+    def encode(self, images):
+        on = (images[:, 0] > 0).float()
+        rows, columns = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+        area = on.sum((1, 2))
+        centres = torch.stack([(on * columns).sum((1, 2)) / area, (on * rows).sum((1, 2)) / area], 1)
+        return (centres - 32) / 25
+
+
+def test_encoded_latents_are_seeded_encodings_of_data_images():
+    images = make_squares().images
+    assert torch.equal(dataset_images({"run": {"data": "squares"}}), images)
+    with pytest.raises(ValueError, match="trained on lsun"):
+        dataset_images({"run": {"data": "lsun"}})
+    codes = encoded_latents(EncodingTask(), images, 12, seed=5, device=CPU, batch=5)
+    assert codes.shape == (12, 2) and torch.equal(codes, encoded_latents(EncodingTask(), images, 12, 5, CPU))
+    redrawn = EncodingTask().sample(codes)  # each code is a real image's centre: it renders that image
+    assert any(torch.equal(((redrawn[0] + 1) * 127.5).round().to(torch.uint8), image) for image in images)
+    scores = score_segments(EncodingTask(), codes[:6], codes[6:], 8, "lerp", "squares", CPU)
+    assert scores.summary()["valid_fraction"] == 1
+    with pytest.raises(ValueError, match="need a VAE checkpoint"):
+        encoded_latents(SquareTask(), images, 2, seed=0, device=CPU)
+
+
+def test_cli_vae_scores_paths_between_data_encodings(tmp_path, vae_checkpoint):
+    report = tmp_path / "score.json"
+    result = CliRunner().invoke(main, ["interpolate", str(vae_checkpoint), "--score", "--endpoints", "data",
+                                       "--paths", "6", "--frames-per-segment", "4", "--json", str(report),
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "encodings of random pairs of the 3136 squares images" in result.output
+    numbers = json.loads(report.read_text())
+    assert numbers["endpoints"] == "data" and numbers["summary"]["paths"] == 6
+    assert numbers["endpoint_valid_rate"] is None
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--out", "{tmp}/v.avi"], "must end in .mp4, .gif, .png"),
     ([], "nothing to do"),
-    (["--out", "{tmp}/v.gif", "--json", "{tmp}/s.json"], "--paths and --json go with --score"),
+    (["--out", "{tmp}/v.gif", "--json", "{tmp}/s.json"], "--paths, --endpoints and --json go with --score"),
+    (["--score", "--endpoints", "data"], "data endpoints need a VAE checkpoint"),
     (["--out", "{tmp}/v.gif", "--grid", "3by3"], "--grid must be ROWSxCOLUMNS"),
     (["--out", "{tmp}/v.gif", "--from-images", "0", "1"], "needs a VAE checkpoint"),
     (["--score", "--paths", "2", "--out", "{tmp}/v.gif"], "only 0 of"),
@@ -398,7 +440,7 @@ def test_cli_gan_errors(tmp_path, gan_checkpoint, extra, message):
 @pytest.mark.parametrize("images, extra, message", [
     (["0", "3136"], [], "out of range"),
     (["0", "missing.png"], [], "does not exist"),
-    (["0", "1"], ["--grid", "2x2"], "drop --keyframes, --grid and --paths"),
+    (["0", "1"], ["--grid", "2x2"], "drop --keyframes, --grid, --paths and --endpoints"),
 ])
 def test_cli_vae_errors(tmp_path, vae_checkpoint, images, extra, message):
     result = CliRunner().invoke(main, ["interpolate", str(vae_checkpoint), "--out", str(tmp_path / "v.gif"),

@@ -29,6 +29,7 @@ class GeneratorConfig:
     coord_layers: str = "none"
     upsample: str = "transpose"  # "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
     output_bias: float = -3.0  # last layer's initial bias: start from a black background
+    mapping_layers: int = 2  # tiled: ReLU MLP layers on z before it is tiled
 
 
 @dataclass
@@ -107,7 +108,13 @@ class TiledGenerator(nn.Module):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {config.resolution}")
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
-        self.latent_in = nn.Linear(config.latent_dim, widths[0])
+        mapping: list[nn.Module] = []
+        features = config.latent_dim
+        for _ in range(config.mapping_layers):
+            mapping += [nn.Linear(features, widths[0]), nn.ReLU()]
+            features = widths[0]
+        self.mapping = nn.Sequential(*mapping)
+        self.latent_in = nn.Linear(features, widths[0])
         self.coords_in = nn.Linear(2, widths[0], bias=False)
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
@@ -116,9 +123,10 @@ class TiledGenerator(nn.Module):
             layers += [nn.ReLU(), nn.Linear(cin, cout)]
         layers += [nn.ReLU(), nn.Linear(widths[-1], config.channels), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
+        nn.init.constant_(self.layers[-2].bias, config.output_bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        tiled = self.latent_in(z)[:, None, None, :] + self.coords_in(self.coords)
+        tiled = self.latent_in(self.mapping(z))[:, None, None, :] + self.coords_in(self.coords)
         return self.layers(tiled).permute(0, 3, 1, 2)
 
 
