@@ -128,10 +128,10 @@ def run_options(command):
 RESUMABLE = {"steps", "device", "resume"}
 
 
-def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
+def launch_training(kind: str, model_config, options: dict, tag: str, default_steps: int) -> None:
     """Start or resume a run from parsed CLI options and print where it went."""
     from gen import runs
-    from gen.configs import DEFAULT_STEPS, RunConfig
+    from gen.configs import RunConfig
 
     context = click.get_current_context()
     if options["resume"] is not None:
@@ -150,7 +150,7 @@ def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
             "ckpt_every", "eval_every", "eval_samples")},
             root=None if options["root"] is None else str(options["root"]),
             resolution=int(options["resolution"]),
-            steps=options["steps"] or DEFAULT_STEPS[kind],
+            steps=options["steps"] or default_steps,
             device=options["device"] or "auto")
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
         click.echo(f"run directory: {run_dir}")
@@ -166,8 +166,9 @@ def launch_training(kind: str, model_config, options: dict, tag: str) -> None:
               help="With --coordconv: which network gets CoordConv.")
 @click.option("--coord-layers", type=click.Choice(["all", "first"]), default="all", show_default=True,
               help="With --coordconv: every conv layer or the first only.")
-@click.option("--arch", type=click.Choice(["dcgan", "tiled"]), default="dcgan", show_default=True,
-              help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator.")
+@click.option("--arch", type=click.Choice(["dcgan", "tiled"]), default=None,
+              help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator [default: tiled "
+                   "when --coordconv puts CoordConv in G, else dcgan].")
 @click.option("--upsample", type=click.Choice(["nearest", "transpose"]), default=None,
               help="DCGAN G upsampling: nearest x2 + 3x3 conv, or 4x4 stride-2 transposed conv.")
 @click.option("--output-bias", type=float, default=None,
@@ -194,25 +195,25 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
     """Train a DCGAN-style GAN, with or without CoordConv."""
     from dataclasses import replace
 
-    from gen.gan.task import GANConfig
+    from gen.gan.task import ARCH_DEFAULTS, default_config
 
-    config = GANConfig()
     g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
     d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
+    arch = arch or ("tiled" if g_coords != "none" else "dcgan")
+    config = default_config(arch, g_coords, d_coords)
     overrides = {"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                  "output_bias": output_bias}
     config = replace(
         config,
-        generator=replace(config.generator, arch=arch, coord_layers=g_coords,
-                          **{k: v for k, v in overrides.items() if v is not None}),
-        discriminator=replace(config.discriminator, coord_layers=d_coords,
-                              minibatch_std=minibatch_std,
+        generator=replace(config.generator, **{k: v for k, v in overrides.items() if v is not None}),
+        discriminator=replace(config.discriminator, minibatch_std=minibatch_std,
                               **({"width": d_width} if d_width is not None else {})),
         loss=loss,
         **{k: v for k, v in {"latent": latent, "g_lr": g_lr, "d_lr": d_lr, "r1_gamma": r1,
                              "ema_beta": ema, "g_steps": g_steps}.items() if v is not None},
     )
-    launch_training("gan", config, options, "coordconv" if coordconv else "conv")
+    tag = "coordconv" if coordconv else "conv"
+    launch_training("gan", config, options, tag, ARCH_DEFAULTS[arch]["steps"])
 
 
 @train.command("vae")
@@ -237,7 +238,7 @@ def train_vae(coordconv: bool, coord_in: str, coord_layers: str, decoder, likeli
     """Train a convolutional VAE, with or without CoordConv."""
     from dataclasses import replace
 
-    from gen.vae.task import VAEConfig
+    from gen.vae.task import DEFAULT_STEPS, VAEConfig
 
     config = VAEConfig()
     if likelihood is None:
@@ -253,7 +254,7 @@ def train_vae(coordconv: bool, coord_in: str, coord_layers: str, decoder, likeli
         likelihood=likelihood,
         **{k: v for k, v in {"beta": beta, "kl_warmup": kl_warmup, "lr": lr}.items() if v is not None},
     )
-    launch_training("vae", config, options, "coordconv" if coordconv else "conv")
+    launch_training("vae", config, options, "coordconv" if coordconv else "conv", DEFAULT_STEPS)
 
 
 @main.command("sample")

@@ -48,4 +48,3 @@ class RunConfig:
     eval_samples: int = 3136
 
 
-DEFAULT_STEPS = {"gan": 10_000, "vae": 6_000}  # what fits 15 minutes on 2 CPU cores

@@ -51,12 +51,23 @@ def test_unknown_settings_are_rejected():
 def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
     gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
     z = torch.randn(2, 3)
+    features = gen.mapping(z)
+    assert features.shape == (2, 8)  # two mapping layers of width 4w
     coords = coordinate_grid((32, 32))
-    tiled = torch.cat([z[:, :, None, None].expand(2, 3, 32, 32), coords[None].expand(2, 2, 32, 32)], 1)
+    tiled = torch.cat([features[:, :, None, None].expand(2, 8, 32, 32), coords[None].expand(2, 2, 32, 32)], 1)
     weight = torch.cat([gen.latent_in.weight, gen.coords_in.weight], 1)
     reference = torch.nn.functional.conv2d(tiled, weight[:, :, None, None], gen.latent_in.bias)
-    ours = (gen.latent_in(z)[:, None, None, :] + gen.coords_in(gen.coords)).permute(0, 3, 1, 2)
+    ours = gen.first_layer(z).permute(0, 3, 1, 2) / gen.config.first_gain
     assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_tiled_generator_starts_with_visible_variation():
+    """He init and the first-layer gain: an untrained tiled G draws images with structure,
+    not a flat field (torch's default init gave a per-image std of 0.007)."""
+    torch.manual_seed(0)
+    gen = build_generator(GeneratorConfig(arch="tiled", output_bias=0.0))
+    images = gen(torch.randn(8, 64))
+    assert images.flatten(1).std(1).min() > 0.05
 
 
 def test_tiled_generator_output_depends_on_position_only_through_coords():

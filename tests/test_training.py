@@ -14,7 +14,7 @@ from gen.configs import RunConfig
 from gen.data.batches import TensorBatches, make_batches
 from gen.data.natural import LSUN, ImageFolder
 from gen.gan.models import DiscriminatorConfig, GeneratorConfig
-from gen.gan.task import GANConfig
+from gen.gan.task import ARCH_DEFAULTS, GANConfig, default_config
 from gen.sampling import sample_images
 from gen.training import load_checkpoint
 
@@ -176,6 +176,14 @@ def test_cli_train_sample_and_errors(tmp_path):
     assert str(run_dir) in result.output
     config = json.loads((run_dir / "config.json").read_text())["model"]
     assert config["generator"]["coord_layers"] == "all" and config["discriminator"]["coord_layers"] == "all"
+    assert config["generator"]["arch"] == "tiled"  # the authors' CoordConv generator is the default
+    tiled = ARCH_DEFAULTS["tiled"]
+    assert (config["d_lr"], config["g_steps"]) == (tiled["d_lr"], tiled["g_steps"])
+    result = runner.invoke(main, [*args[:-1], str(tmp_path / "d-only"), "--coord-in", "d"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "d-only" / "config.json").read_text())["model"]
+    assert config["generator"]["arch"] == "dcgan" and config["generator"]["coord_layers"] == "none"
+    assert config["discriminator"]["coord_layers"] == "all" and config["g_steps"] == 1
     for out in ("s.npz", "s.png"):
         result = runner.invoke(main, ["sample", str(run_dir), "--n", "9", "--out", str(tmp_path / out)])
         assert result.exit_code == 0, result.output
@@ -189,6 +197,16 @@ def test_cli_train_sample_and_errors(tmp_path):
     assert not (tmp_path / "x").exists()
     result = runner.invoke(main, ["sample", str(tmp_path / "s.npz"), "--out", str(tmp_path / "y.png")])
     assert result.exit_code == 2 and "checkpoint" in result.output
+
+
+def test_default_config_per_generator_architecture():
+    conv, coord = default_config("dcgan"), default_config("tiled", "all", "all")
+    assert conv.generator.arch == "dcgan" and conv.generator.output_bias < 0 and conv.g_steps == 1
+    assert coord.generator.arch == "tiled" and coord.discriminator.coord_layers == "all"
+    assert coord.d_lr < conv.d_lr and coord.g_steps == 2
+    assert ARCH_DEFAULTS["tiled"]["steps"] < ARCH_DEFAULTS["dcgan"]["steps"]  # a tiled step costs more
+    with pytest.raises(ValueError, match="unknown generator arch"):
+        default_config("stylegan")
 
 
 def test_ema_horizon_ramps_up_with_training():
