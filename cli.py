@@ -97,7 +97,11 @@ def run_options(command):
         click.option("--resolution", type=click.Choice(["32", "64", "128"]),
                      default=str(defaults.resolution), show_default=True),
         click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Training steps [default: GAN 10000, VAE 6000; on --resume: the saved total]."),
+                     help="Training steps [default: GAN 20000 (DCGAN G) or 6000 (tiled G), VAE 6000; "
+                          "on --resume: the saved total]."),
+        click.option("--lr-rampdown", type=click.FloatRange(min=0, max=1), default=None,
+                     help="Final share of the steps over which learning rates fall linearly to 0 "
+                          "[default: 0.3 for the tiled GAN, else 0]."),
         click.option("--batch-size", type=click.IntRange(min=2), default=defaults.batch_size,
                      show_default=True),
         click.option("--seed", type=int, default=defaults.seed, show_default=True),
@@ -128,8 +132,10 @@ def run_options(command):
 RESUMABLE = {"steps", "device", "resume"}
 
 
-def launch_training(kind: str, model_config, options: dict, tag: str, default_steps: int) -> None:
-    """Start or resume a run from parsed CLI options and print where it went."""
+def launch_training(kind: str, model_config, options: dict, tag: str, default_steps: int,
+                    default_rampdown: float = 0.0) -> None:
+    """Start or resume a run from parsed CLI options and print where it went; the defaults
+    are the model's (steps that fit the time budget, learning-rate ramp-down)."""
     from gen import runs
     from gen.configs import RunConfig
 
@@ -151,6 +157,7 @@ def launch_training(kind: str, model_config, options: dict, tag: str, default_st
             root=None if options["root"] is None else str(options["root"]),
             resolution=int(options["resolution"]),
             steps=options["steps"] or default_steps,
+            lr_rampdown=default_rampdown if options["lr_rampdown"] is None else options["lr_rampdown"],
             device=options["device"] or "auto")
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
         click.echo(f"run directory: {run_dir}")
@@ -213,7 +220,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
                              "ema_beta": ema, "g_steps": g_steps}.items() if v is not None},
     )
     tag = "coordconv" if coordconv else "conv"
-    launch_training("gan", config, options, tag, ARCH_DEFAULTS[arch]["steps"])
+    preset = ARCH_DEFAULTS[arch]
+    launch_training("gan", config, options, tag, preset["steps"], preset["lr_rampdown"])
 
 
 @train.command("vae")

@@ -174,6 +174,7 @@ def train(
                     desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0)
     started = time.perf_counter()
     for step in progress:
+        set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
         scalars.add(task.train_step(next(batches), step))
         if step % run.log_every == 0 or step == run.steps:
             means = scalars.flush()
@@ -198,6 +199,23 @@ def train(
     final = draw_samples(task, 64, run.seed + 1, device)
     save_grid(run_dir / "samples.png", to_uint8(final))
     return run_dir / CHECKPOINT_NAME
+
+
+def lr_scale(step: int, steps: int, rampdown: float) -> float:
+    """Learning-rate factor at a step: 1, then linear to 0 over the last `rampdown` share of
+    the steps (as StyleGAN's ramp-down), so the last updates settle instead of jittering."""
+    if not 0 <= rampdown <= 1:
+        raise ValueError(f"lr_rampdown must be in [0, 1], got {rampdown}")
+    span = rampdown * steps
+    return 1.0 if span == 0 else min(1.0, (steps - step + 1) / span)
+
+
+def set_lr_scale(task: Task, scale: float) -> None:
+    """Set every optimiser's learning rate to `scale` times its configured one (kept in the
+    param group as `initial_lr`, so it survives checkpoints)."""
+    for optimizer in task.optimizers().values():
+        for group in optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
 
 
 @torch.no_grad()

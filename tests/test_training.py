@@ -16,7 +16,7 @@ from gen.data.natural import LSUN, ImageFolder
 from gen.gan.models import DiscriminatorConfig, GeneratorConfig
 from gen.gan.task import ARCH_DEFAULTS, GANConfig, default_config
 from gen.sampling import sample_images
-from gen.training import load_checkpoint
+from gen.training import load_checkpoint, lr_scale
 
 TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
                      discriminator=DiscriminatorConfig(width=4), r1_every=2)
@@ -143,6 +143,18 @@ def test_resume_continues_identically(tmp_path):
             assert torch.equal(value, b["task"]["networks"][name][key]), (name, key)
 
 
+def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path):
+    assert [lr_scale(s, 10, 0.3) for s in (1, 7, 8, 9, 10)] == pytest.approx([1, 1, 1, 2 / 3, 1 / 3])
+    assert lr_scale(10, 10, 0.0) == 1.0
+    with pytest.raises(ValueError, match="lr_rampdown"):
+        lr_scale(1, 10, 1.5)
+    run = tiny_run(steps=4, eval_every=100, lr_rampdown=0.5)
+    checkpoint = runs.start("gan", run, TINY_GAN, tmp_path / "a")
+    groups = load_checkpoint(checkpoint)["task"]["optimizers"]["generator"]["param_groups"]
+    assert groups[0]["initial_lr"] == TINY_GAN.g_lr  # kept, so a resumed run scales the same base
+    assert groups[0]["lr"] == pytest.approx(TINY_GAN.g_lr / 2)  # step 4 of 4, ramp over 2 steps
+
+
 def test_same_seed_same_run(tmp_path):
     a = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
     b = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "b")
@@ -204,6 +216,7 @@ def test_default_config_per_generator_architecture():
     assert conv.generator.arch == "dcgan" and conv.generator.output_bias < 0 and conv.g_steps == 1
     assert coord.generator.arch == "tiled" and coord.discriminator.coord_layers == "all"
     assert coord.d_lr < conv.d_lr and coord.g_steps == 2
+    assert coord.discriminator.width > conv.discriminator.width
     assert ARCH_DEFAULTS["tiled"]["steps"] < ARCH_DEFAULTS["dcgan"]["steps"]  # a tiled step costs more
     with pytest.raises(ValueError, match="unknown generator arch"):
         default_config("stylegan")
