@@ -168,7 +168,9 @@ def launch_training(kind: str, model_config, options: dict, tag: str, default_st
 
 @train.command("gan")
 @run_options
-@click.option("--coordconv", is_flag=True, help="CoordConv in G and D (see --coord-in/--coord-layers).")
+@click.option("--coordconv", is_flag=True,
+              help="CoordConv in G and D: the authors' tiled CoordConv G (unless --arch dcgan) and "
+                   "CoordConv layers in D (see --coord-in/--coord-layers).")
 @click.option("--coord-in", type=click.Choice(["both", "g", "d"]), default="both", show_default=True,
               help="With --coordconv: which network gets CoordConv.")
 @click.option("--coord-layers", type=click.Choice(["all", "first"]), default="all", show_default=True,
@@ -199,7 +201,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
               latent_dim, g_width,
               d_width, loss: str, latent, g_lr, d_lr, r1, ema, g_steps, minibatch_std: bool,
               **options) -> None:
-    """Train a DCGAN-style GAN, with or without CoordConv."""
+    """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
+    generator (the default with --coordconv); each generator has its own tuned defaults."""
     from dataclasses import replace
 
     from gen.gan.task import ARCH_DEFAULTS, default_config
