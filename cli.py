@@ -100,7 +100,7 @@ def run_options(command):
                      help="Training steps [default: GAN 20000 (DCGAN G) or 6000 (tiled G), VAE 6000; "
                           "on --resume: the saved total]."),
         click.option("--lr-rampdown", type=click.FloatRange(min=0, max=1), default=None,
-                     help="Final share of the steps over which learning rates fall linearly to 0 "
+                     help="Final share of the steps over which learning rates fall linearly towards 0 "
                           "[default: 0.3 for the tiled GAN, else 0]."),
         click.option("--batch-size", type=click.IntRange(min=2), default=defaults.batch_size,
                      show_default=True),
@@ -210,6 +210,9 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
     g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
     d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
     arch = arch or ("tiled" if g_coords != "none" else "dcgan")
+    if arch == "tiled" and g_coords == "first":
+        raise InputError("--coord-layers first needs a DCGAN G (--arch dcgan) or --coord-in d: the tiled G "
+                         "sees coordinates at every pixel")
     config = default_config(arch, g_coords, d_coords)
     overrides = {"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                  "output_bias": output_bias}
@@ -436,6 +439,9 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int | 
         scores = score_segments(task, ends[0], ends[1], frames_per_segment, mode, dataset, torch_device)
         described, valid_rate = "the two images' encodings", None
     elif score and endpoints == "data":
+        if not hasattr(task, "encode"):
+            raise InputError("--endpoints data needs a VAE checkpoint: a GAN has no encoder to map images "
+                             "to latents")
         images = _or_input_error(dataset_images, payload["config"])
         latents = _or_input_error(encoded_latents, task, images, 2 * paths, seed + 1, torch_device)
         scores = score_segments(task, latents[:paths], latents[paths:], frames_per_segment, mode, dataset,

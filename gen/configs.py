@@ -46,6 +46,6 @@ class RunConfig:
     ckpt_every: int = 1000
     eval_every: int = 2000
     eval_samples: int = 3136
-    lr_rampdown: float = 0.0  # final share of the steps over which every learning rate falls linearly to 0
+    lr_rampdown: float = 0.0  # final share of the steps over which learning rates fall linearly towards 0
 
 

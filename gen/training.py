@@ -40,6 +40,8 @@ class Task(Protocol):
 
     def extra_images(self) -> dict[str, torch.Tensor]: ...
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -202,8 +204,10 @@ def train(
 
 
 def lr_scale(step: int, steps: int, rampdown: float) -> float:
-    """Learning-rate factor at a step: 1, then linear to 0 over the last `rampdown` share of
-    the steps (as StyleGAN's ramp-down), so the last updates settle instead of jittering."""
+    """Learning-rate factor at a step: 1, then linear towards 0 over the last `rampdown`
+    share of the steps (1 / span at the last step; as StyleGAN's ramp-down), so the last
+    updates settle instead of jittering. It follows `steps`, so a run resumed with a larger
+    total ramps down again at the new end."""
     if not 0 <= rampdown <= 1:
         raise ValueError(f"lr_rampdown must be in [0, 1], got {rampdown}")
     span = rampdown * steps

@@ -10,6 +10,7 @@ from gen.gan.models import (
     MinibatchStd,
     build_generator,
 )
+from gen.gan.task import default_config
 
 
 def count_coord_layers(module: torch.nn.Module) -> int:
@@ -49,7 +50,8 @@ def test_unknown_settings_are_rejected():
 
 
 def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
-    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2, mapping_layers=2)
+    gen = build_generator(config)
     z = torch.randn(2, 3)
     features = gen.mapping(z)
     assert features.shape == (2, 8)  # two mapping layers of width 4w
@@ -65,7 +67,7 @@ def test_tiled_generator_starts_with_visible_variation():
     """He init and the first-layer gain: an untrained tiled G draws images with structure,
     not a flat field (torch's default init gave a per-image std of 0.007)."""
     torch.manual_seed(0)
-    gen = build_generator(GeneratorConfig(arch="tiled", output_bias=0.0))
+    gen = build_generator(default_config("tiled").generator)
     images = gen(torch.randn(8, 64))
     assert images.flatten(1).std(1).min() > 0.05
 

@@ -169,9 +169,10 @@ def test_training_lowers_the_loss_and_evaluate_matches_result(tiny_squares):
 def test_coordconv_classifier_solves_a_held_out_quadrant_quickly(seed):
     """Regression test of the CoordConv layer itself: on a 16 x 16 canvas the paper's 1x1
     CoordConv classifier must place every centre exactly, including the quadrant it never saw
-    (about 2 s each)."""
+    (about 3 s each). Shorter schedules missed a few held-out centres for some seeds and thread
+    counts (0.88-0.98); this one solved 8 of 8 seeds on 1 and 2 threads."""
     data = small_canvas_squares()
-    config = ToyConfig(task="classify", coordconv=True, epochs=30, batch_size=16, lr=1e-2, seed=seed)
+    config = ToyConfig(task="classify", coordconv=True, epochs=40, batch_size=8, lr=1e-2, seed=seed)
     result = train_toy(config, data)
     assert result.train == 1.0
     assert result.test == 1.0

@@ -204,6 +204,10 @@ def test_cli_train_sample_and_errors(tmp_path):
 
     result = runner.invoke(main, ["train", "gan", "--resume", str(run_dir), "--batch-size", "8"])
     assert result.exit_code == 2 and "--batch-size" in result.output
+    result = runner.invoke(main, ["train", "gan", "--coordconv", "--coord-layers", "first",
+                                  "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--coord-layers first needs a DCGAN G" in result.output
+    assert not (tmp_path / "x").exists()
     result = runner.invoke(main, ["train", "gan", "--data", "lsun", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--root" in result.output
     assert not (tmp_path / "x").exists()

@@ -29,8 +29,8 @@ class GeneratorConfig:
     coord_layers: str = "none"
     upsample: str = "transpose"  # "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
     output_bias: float = -3.0  # last layer's initial bias: start from a black background
-    mapping_layers: int = 2  # tiled: ReLU MLP layers on z before it is tiled
-    first_gain: float = 2.0  # tiled: gain on the first per-pixel layer
+    mapping_layers: int = 0  # tiled: ReLU MLP layers on z before it is tiled (default GAN: 2)
+    first_gain: float = 1.0  # tiled: gain on the first per-pixel layer (default GAN: 2)
 
 
 @dataclass
