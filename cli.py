@@ -225,7 +225,7 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
         **{k: v for k, v in {"latent": latent, "g_lr": g_lr, "d_lr": d_lr, "r1_gamma": r1,
                              "ema_beta": ema, "g_steps": g_steps}.items() if v is not None},
     )
-    tag = "coordconv" if coordconv else "conv"
+    tag = "coordconv" if coordconv or arch == "tiled" else "conv"
     preset = ARCH_DEFAULTS[arch]
     launch_training("gan", config, options, tag, preset["steps"], preset["lr_rampdown"])
 
