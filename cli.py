@@ -205,14 +205,9 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str, upsa
     generator (the default with --coordconv); each generator has its own tuned defaults."""
     from dataclasses import replace
 
-    from gen.gan.task import ARCH_DEFAULTS, default_config
+    from gen.gan.task import ARCH_DEFAULTS, default_config, resolve_placement
 
-    g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
-    d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
-    arch = arch or ("tiled" if g_coords != "none" else "dcgan")
-    if arch == "tiled" and g_coords == "first":
-        raise InputError("--coord-layers first needs a DCGAN G (--arch dcgan) or --coord-in d: the tiled G "
-                         "sees coordinates at every pixel")
+    arch, g_coords, d_coords = _or_input_error(resolve_placement, coordconv, coord_in, coord_layers, arch)
     config = default_config(arch, g_coords, d_coords)
     overrides = {"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                  "output_bias": output_bias}

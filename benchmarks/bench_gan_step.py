@@ -15,11 +15,11 @@ import time
 import torch
 
 from gen.data import make_squares
-from gen.gan.task import ARCH_DEFAULTS, GANTask, default_config
+from gen.gan.task import ARCH_DEFAULTS, GANTask, default_config, resolve_placement
 
 # What `gen train gan` and `gen train gan --coordconv` build: (arch, G coords, D coords).
-MODELS = {"conv (gen train gan)": ("dcgan", "none", "none"),
-          "CoordConv (gen train gan --coordconv)": ("tiled", "all", "all")}
+MODELS = {"conv (gen train gan)": resolve_placement(False),
+          "CoordConv (gen train gan --coordconv)": resolve_placement(True)}
 
 
 def seconds_per_step(model: tuple[str, str, str], steps: int, batch_size: int, device: torch.device) -> float:

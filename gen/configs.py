@@ -47,5 +47,3 @@ class RunConfig:
     eval_every: int = 2000
     eval_samples: int = 3136
     lr_rampdown: float = 0.0  # final share of the steps over which learning rates fall linearly towards 0
-
-

@@ -14,7 +14,7 @@ from gen.configs import RunConfig
 from gen.data.batches import TensorBatches, make_batches
 from gen.data.natural import LSUN, ImageFolder
 from gen.gan.models import DiscriminatorConfig, GeneratorConfig
-from gen.gan.task import ARCH_DEFAULTS, GANConfig, default_config
+from gen.gan.task import ARCH_DEFAULTS, GANConfig, default_config, resolve_placement
 from gen.sampling import sample_images
 from gen.training import load_checkpoint, lr_scale
 
@@ -224,6 +224,16 @@ def test_default_config_per_generator_architecture():
     assert ARCH_DEFAULTS["tiled"]["steps"] < ARCH_DEFAULTS["dcgan"]["steps"]  # a tiled step costs more
     with pytest.raises(ValueError, match="unknown generator arch"):
         default_config("stylegan")
+
+
+def test_coordconv_switches_resolve_to_a_generator_and_placements():
+    assert resolve_placement(False) == ("dcgan", "none", "none")
+    assert resolve_placement(True) == ("tiled", "all", "all")
+    assert resolve_placement(True, "d") == ("dcgan", "none", "all")
+    assert resolve_placement(True, "g", "first", "dcgan") == ("dcgan", "first", "none")
+    assert resolve_placement(False, arch="tiled") == ("tiled", "none", "none")
+    with pytest.raises(ValueError, match="--coord-layers first needs a DCGAN G"):
+        resolve_placement(True, "both", "first")
 
 
 def test_ema_horizon_ramps_up_with_training():

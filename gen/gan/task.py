@@ -50,6 +50,20 @@ ARCH_DEFAULTS = {
 }
 
 
+def resolve_placement(coordconv: bool, coord_in: str = "both", coord_layers: str = "all",
+                      arch: str | None = None) -> tuple[str, str, str]:
+    """(arch, G coord_layers, D coord_layers) for the CLI's CoordConv switches: with CoordConv
+    in G the default G is the tiled one, which sees coordinates at every pixel, so `first`
+    placement in G needs the DCGAN G."""
+    g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
+    d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
+    arch = arch or ("tiled" if g_coords != "none" else "dcgan")
+    if arch == "tiled" and g_coords == "first":
+        raise ValueError("--coord-layers first needs a DCGAN G (--arch dcgan) or --coord-in d: the tiled G "
+                         "sees coordinates at every pixel")
+    return arch, g_coords, d_coords
+
+
 def default_config(arch: str = "dcgan", g_coords: str = "none", d_coords: str = "none") -> GANConfig:
     """The default GAN for a generator architecture and CoordConv placement."""
     if arch not in ARCH_DEFAULTS:
