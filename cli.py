@@ -97,7 +97,7 @@ def run_options(command):
         click.option("--resolution", type=click.Choice(["32", "64", "128"]),
                      default=str(defaults.resolution), show_default=True),
         click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Training steps [default: GAN 20000 (DCGAN G) or 6000 (tiled G), VAE 6000; "
+                     help="Training steps [default: GAN 20000 (DCGAN G) or 5000 (tiled G), VAE 6000; "
                           "on --resume: the saved total]."),
         click.option("--lr-rampdown", type=click.FloatRange(min=0, max=1), default=None,
                      help="Final share of the steps over which learning rates fall linearly towards 0 "

@@ -63,6 +63,17 @@ def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
+def test_tiled_mapping_ends_in_tanh_when_asked():
+    """The tanh bounds what sets object positions, so the canvas edges are reachable."""
+    z = torch.randn(256, 3) * 10
+    bounded = build_generator(GeneratorConfig(arch="tiled", latent_dim=3, width=2, mapping_layers=2,
+                                              mapping_tanh=True)).mapping(z)
+    relu = build_generator(GeneratorConfig(arch="tiled", latent_dim=3, width=2, mapping_layers=2)).mapping(z)
+    assert bounded.abs().max() <= 1 and bounded.min() < 0
+    assert relu.min() >= 0 and relu.max() > 1
+    assert default_config("tiled").generator.mapping_tanh
+
+
 def test_tiled_generator_starts_with_visible_variation():
     """He init and the first-layer gain: an untrained tiled G draws images with structure,
     not a flat field (torch's default init gave a per-image std of 0.007)."""

@@ -226,6 +226,13 @@ def test_default_config_per_generator_architecture():
         default_config("stylegan")
 
 
+def test_train_help_states_the_default_steps():
+    """The help is written out (so `gen --help` needs no torch import); keep it in step."""
+    result = CliRunner().invoke(main, ["train", "gan", "--help"], terminal_width=400)
+    assert f"GAN {ARCH_DEFAULTS['dcgan']['steps']} (DCGAN G) or {ARCH_DEFAULTS['tiled']['steps']} (tiled G)" \
+        in " ".join(result.output.split())
+
+
 def test_coordconv_switches_resolve_to_a_generator_and_placements():
     assert resolve_placement(False) == ("dcgan", "none", "none")
     assert resolve_placement(True) == ("tiled", "all", "all")

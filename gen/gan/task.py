@@ -46,7 +46,8 @@ ARCH_DEFAULTS = {
     "dcgan": {"d_lr": 5e-4, "g_steps": 1, "output_bias": -3.0, "d_width": 8,
               "steps": 20_000, "lr_rampdown": 0.0},
     "tiled": {"d_lr": 1e-4, "g_steps": 2, "output_bias": 0.0, "d_width": 16,
-              "steps": 6_000, "lr_rampdown": 0.3, "mapping_layers": 2, "first_gain": 2.0},
+              "steps": 5_000, "lr_rampdown": 0.3, "mapping_layers": 2, "first_gain": 2.0,
+              "mapping_tanh": True},
 }
 
 
@@ -69,7 +70,8 @@ def default_config(arch: str = "dcgan", g_coords: str = "none", d_coords: str = 
     if arch not in ARCH_DEFAULTS:
         raise ValueError(f"unknown generator arch {arch!r}; choose from {', '.join(ARCH_DEFAULTS)}")
     preset = ARCH_DEFAULTS[arch]
-    shape = {key: preset[key] for key in ("output_bias", "mapping_layers", "first_gain") if key in preset}
+    generator_keys = ("output_bias", "mapping_layers", "first_gain", "mapping_tanh")
+    shape = {key: preset[key] for key in generator_keys if key in preset}
     return GANConfig(
         generator=GeneratorConfig(arch=arch, coord_layers=g_coords, **shape),
         discriminator=DiscriminatorConfig(width=preset["d_width"], coord_layers=d_coords),
