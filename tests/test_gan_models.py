@@ -1,6 +1,10 @@
+from dataclasses import asdict, replace
+
 import pytest
 import torch
+from torch import nn
 
+from gen.configs import from_dict
 from gen.coordconv import AddCoords, coordinate_grid
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import (
@@ -10,7 +14,7 @@ from gen.gan.models import (
     MinibatchStd,
     build_generator,
 )
-from gen.gan.task import default_config
+from gen.gan.task import GANConfig, default_config
 
 
 def count_coord_layers(module: torch.nn.Module) -> int:
@@ -65,13 +69,26 @@ def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
 
 def test_tiled_mapping_ends_in_tanh_when_asked():
     """The tanh bounds what sets object positions, so the canvas edges are reachable."""
+    torch.manual_seed(0)
     z = torch.randn(256, 3) * 10
-    bounded = build_generator(GeneratorConfig(arch="tiled", latent_dim=3, width=2, mapping_layers=2,
-                                              mapping_tanh=True)).mapping(z)
-    relu = build_generator(GeneratorConfig(arch="tiled", latent_dim=3, width=2, mapping_layers=2)).mapping(z)
+    config = GeneratorConfig(arch="tiled", latent_dim=3, width=2, mapping_layers=2, mapping_tanh=True)
+    tanh_mapping = build_generator(config).mapping
+    relu_mapping = build_generator(replace(config, mapping_tanh=False)).mapping
+    assert [type(m) for m in tanh_mapping[1::2]] == [nn.ReLU, nn.Tanh]
+    bounded, unbounded = tanh_mapping(z), relu_mapping(z)
     assert bounded.abs().max() <= 1 and bounded.min() < 0
-    assert relu.min() >= 0 and relu.max() > 1
-    assert default_config("tiled").generator.mapping_tanh
+    assert unbounded.min() >= 0 and unbounded.max() > 1
+    with pytest.raises(ValueError, match="mapping_tanh"):
+        build_generator(replace(config, mapping_layers=0))
+
+
+def test_tiled_checkpoint_config_without_mapping_tanh_loads_the_relu_mapping():
+    """Checkpoints saved before the field existed keep the architecture they were trained with."""
+    saved = asdict(default_config("tiled"))
+    del saved["generator"]["mapping_tanh"]
+    config = from_dict(GANConfig, saved)
+    assert isinstance(build_generator(config.generator).mapping[-1], nn.ReLU)
+    assert isinstance(build_generator(default_config("tiled").generator).mapping[-1], nn.Tanh)
 
 
 def test_tiled_generator_starts_with_visible_variation():

@@ -29,7 +29,9 @@ class GeneratorConfig:
     coord_layers: str = "none"
     upsample: str = "transpose"  # "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
     output_bias: float = -3.0  # last layer's initial bias: start from a black background
-    mapping_layers: int = 0  # tiled: ReLU MLP layers on z before it is tiled (default GAN: 2)
+    # The tiled fields default to the first tiled G, so checkpoints saved before they existed
+    # load as what they were; the tuned values live in gen.gan.task.ARCH_DEFAULTS.
+    mapping_layers: int = 0  # tiled: MLP layers on z before it is tiled (default GAN: 2)
     first_gain: float = 1.0  # tiled: gain on the first per-pixel layer (default GAN: 2)
     mapping_tanh: bool = False  # tiled: the mapping's last activation is tanh, not ReLU (default GAN: on)
 
@@ -105,18 +107,20 @@ class TiledGenerator(nn.Module):
 
     Four changes make it train in a CPU budget: a small MLP on z before tiling, so object
     positions can be spread evenly over the canvas rather than be a linear (so Gaussian)
-    function of z; tanh as that MLP's last activation, so a position bounded by the canvas
-    is one unit away from uniform (2 Phi(x) - 1 ~ tanh(0.85 x) for Gaussian x; with a ReLU
-    there, samples 4 px from an edge came at half the rate of the middle); He init, so the
-    signal survives the stack (with torch's default init the first images are flat grey at
-    1% of the output range); and a gain of `first_gain` on the first layer, so edges a pixel
-    wide are in reach from [-1, 1] coords.
+    function of z; tanh as that MLP's last activation, because one tanh unit of a Gaussian
+    is already near-uniform on (-1, 1) (2 Phi(x) - 1 ~ tanh(0.85 x)), as positions on a
+    bounded canvas must be (with a ReLU there, squares by the edges came at half the rate of
+    those in the middle); He init, so the signal survives the stack (with torch's default
+    init the first images are flat grey at 1% of the output range); and a gain of
+    `first_gain` on the first layer, so edges a pixel wide are in reach from [-1, 1] coords.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         if config.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {config.resolution}")
+        if config.mapping_tanh and config.mapping_layers < 1:
+            raise ValueError("mapping_tanh needs mapping_layers >= 1")
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
         mapping: list[nn.Module] = []
