@@ -40,10 +40,10 @@ class GANConfig:
 # and the steps that fit the 15-minute budget there (README). The tiled generator needs the
 # authors' slower D (lr 1e-4, two G steps per D step; with the DCGAN's D lr 5e-4 the D wins
 # and samples stay blank), a D of width 16 (31% valid samples at 2000 steps against 7% at
-# width 8), a ramp-down (valid 0.899 against 0.878 without, ReLU mapping) and a tanh ending its mapping
-# MLP (coverage_ratio 0.937 in 5000 steps against 0.885 in 6000 with a ReLU: the canvas
-# edges get their share). The DCGAN got 0.1% valid samples at 4000 steps with the tiled
-# settings against 3.5% with its own.
+# width 8), a ramp-down (valid 0.899 against 0.878 without, with a ReLU mapping) and a tanh
+# ending its mapping MLP (coverage_ratio 0.937 in 5000 steps against 0.885 in 6000 with a
+# ReLU: the canvas edges get their share). The DCGAN got 0.1% valid samples at 4000 steps
+# with the tiled settings against 3.5% with its own.
 ARCH_DEFAULTS = {
     "dcgan": {"d_lr": 5e-4, "g_steps": 1, "output_bias": -3.0, "d_width": 8,
               "steps": 20_000, "lr_rampdown": 0.0},
