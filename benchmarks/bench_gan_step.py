@@ -24,7 +24,7 @@ MODELS = {"conv (gen train gan)": resolve_placement(False),
 
 def seconds_per_step(model: tuple[str, str, str], steps: int, batch_size: int, device: torch.device) -> float:
     task = GANTask(default_config(*model).for_data(1, 64), device)
-    images = make_squares().images.float().div(127.5).sub(1).to(device)
+    images = make_squares().float_images().to(device)
     order = torch.randint(len(images), (steps + 5, batch_size), generator=torch.Generator().manual_seed(0))
     for step in range(5):  # warm-up: allocator, kernels, lazy R1 on step 0
         task.train_step(images[order[step]], step)
