@@ -33,6 +33,7 @@ from gen.data.notsoclevr import COLOUR_CHANNELS
 from gen.geometry import DATASETS, decode, validate
 from gen.images import to_uint8
 from gen.interpolation import SAMPLE_BATCH, interpolate, sample_path
+from gen.tables import format_rows
 
 MIN_PIXELS = 9  # an object is at least a ninth of a 9 x 9 square; below that it is a speck
 MIN_TRAVEL = 1.0  # px of net displacement below which step ratios mean nothing
@@ -245,10 +246,6 @@ def format_scores(summary: dict) -> str:
           for name in CLASSES),
     ]
     cells = [(name, _number(value), ideal) for name, value, ideal in rows]
-    width = max(len(name) for name, _, _ in cells)
-    value_width = max(len(value) for _, value, _ in cells)
-    lines = [f"{summary['dataset']}: {summary['paths']} paths of {summary['frames_per_path']} frames, "
-             f"{summary['measured_paths']} with measurable motion",
-             f"{'metric':<{width}}  {'value':>{value_width}}  smooth motion"]
-    lines += [f"{name:<{width}}  {value:>{value_width}}  {ideal}" for name, value, ideal in cells]
-    return "\n".join(lines)
+    title = (f"{summary['dataset']}: {summary['paths']} paths of {summary['frames_per_path']} frames, "
+             f"{summary['measured_paths']} with measurable motion")
+    return "\n".join([title, *format_rows(cells, ("metric", "value", "smooth motion"))])

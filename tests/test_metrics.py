@@ -1,5 +1,7 @@
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from gen.metrics import (
     squares_reference,
     wasserstein_grid,
 )
+from gen.tables import format_rows
 
 K = 3136  # square centres
 
@@ -262,3 +265,19 @@ def test_mean_images_and_heatmap(squares, tmp_path):
     assert picture.shape == (14 + 2 * (256 + 4), 2 * 256 + 4, 3)
     save_heatmap(tmp_path / "h.png", squares.images[:50], "squares")
     assert Image.open(tmp_path / "h.png").size == (2 * 256 + 4, 14 + 256 + 4)
+
+
+def test_report_module_does_not_import_scipy():
+    code = "import sys, gen.metrics.report; assert 'scipy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_format_rows_aligns_columns():
+    lines = format_rows([("short", "1.5", "a"), ("a longer name", "12.25", ""), ("heading", "", "")],
+                        ("metric", "value", "ideal"))
+    assert lines == [
+        "metric         value  ideal",
+        "short            1.5  a",
+        "a longer name  12.25",
+        "heading",
+    ]
