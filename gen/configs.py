@@ -1,13 +1,21 @@
-"""Config dataclasses to and from the plain dicts stored in JSON and checkpoints."""
+"""Typed configs: what a run is (RunConfig), the schedule a model was tuned with, presets
+that pair the two, and the conversion to and from the plain dicts stored in JSON and
+checkpoints.
+
+This module imports no torch, so the command line can build its help text from presets.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
+
+from gen.errors import InputError
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 def from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -16,7 +24,7 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - fields
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+        raise InputError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]
@@ -28,15 +36,44 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as the plain dict that JSON and checkpoints hold."""
+    return dataclasses.asdict(config)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run settings a model's defaults were tuned with: the steps that fit the CPU budget
+    and the final share of them over which learning rates fall linearly towards 0."""
+
+    steps: int
+    lr_rampdown: float = 0.0
+
+
+@dataclass(frozen=True)
+class Preset(Generic[M]):
+    """A model config and the schedule it was tuned with (README: how each was measured)."""
+
+    model: M
+    schedule: Schedule
+
+    def run_config(self, **settings: Any) -> RunConfig:
+        """A RunConfig with this preset's schedule unless `settings` name steps or ramp-down."""
+        schedule = {"steps": self.schedule.steps, "lr_rampdown": self.schedule.lr_rampdown}
+        return RunConfig(**{**schedule, **settings})
+
+
 @dataclass
 class RunConfig:
-    """What every training run has, whatever the model."""
+    """What every training run has, whatever the model. `steps` has no default of its own:
+    it comes from the model's preset (Preset.run_config) or from the caller."""
 
+    steps: int
+    lr_rampdown: float = 0.0
     data: str = "squares"
     root: str | None = None
     split: str = "all"
     resolution: int = 64
-    steps: int = 6000
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
@@ -46,4 +83,9 @@ class RunConfig:
     ckpt_every: int = 1000
     eval_every: int = 2000
     eval_samples: int = 3136
-    lr_rampdown: float = 0.0  # final share of the steps over which learning rates fall linearly towards 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise InputError(f"steps must be at least 1, got {self.steps}")
+        if not 0 <= self.lr_rampdown <= 1:
+            raise InputError(f"lr_rampdown must be in [0, 1], got {self.lr_rampdown}")

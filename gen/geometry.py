@@ -28,6 +28,7 @@ import torch
 from scipy import ndimage
 
 from gen.data.notsoclevr import CIRCLE_RADIUS, COLOUR_CHANNELS, KINDS, SQUARE_HALF, SQUARE_SIZE
+from gen.errors import InputError
 
 DATASETS = ("squares", "shapes")
 REASONS = ("valid", "blank", "object_count", "size", "shape")
@@ -110,7 +111,7 @@ class Decoded:
 
 
 def layout_of(images: np.ndarray | torch.Tensor) -> tuple[str, int]:
-    """('nchw', 'nhwc' or 'nhw', channel count) of a batch, or ValueError naming the shape.
+    """('nchw', 'nhwc' or 'nhw', channel count) of a batch, or InputError naming the shape.
 
     uint8 batches are read channels-last first (how files hold them), floats channels-first
     (how models make them); either falls back to the other layout.
@@ -124,7 +125,7 @@ def layout_of(images: np.ndarray | torch.Tensor) -> tuple[str, int]:
             return "nhwc", shape[-1]
         if first:
             return "nchw", shape[1]
-    raise ValueError(f"expected a non-empty batch N x C x H x W or N x H x W x C with C 1 or 3, "
+    raise InputError(f"expected a non-empty batch N x C x H x W or N x H x W x C with C 1 or 3, "
                      f"got shape {shape}")
 
 
@@ -270,7 +271,7 @@ def validate(objects: Objects, dataset: str, tolerance: Tolerance = DEFAULT_TOLE
     squares needs a square).
     """
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     wanted = _expected_counts(dataset, objects.colours)
     counts = objects.counts()
     n = objects.n_images
@@ -297,10 +298,10 @@ def validate(objects: Objects, dataset: str, tolerance: Tolerance = DEFAULT_TOLE
 def _expected_counts(dataset: str, colours: tuple[str, ...]) -> np.ndarray:
     if dataset == "squares":
         if colours != ("white",):
-            raise ValueError("squares images must be decoded as one grey channel")
+            raise InputError("squares images must be decoded as one grey channel")
         return np.array([1])
     if colours != ("red", "green", "blue"):
-        raise ValueError("shapes images need 3 channels (red and blue objects), got 1")
+        raise InputError("shapes images need 3 channels (red and blue objects), got 1")
     wanted = np.zeros(3, dtype=np.int64)
     wanted[list(COLOUR_CHANNELS)] = 1
     return wanted
@@ -314,5 +315,5 @@ def decode_samples(
 ) -> Decoded:
     """Decode and validate a batch for a dataset; RGB squares images are averaged to grey."""
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     return validate(decode(images, value_range, grey=dataset == "squares"), dataset, tolerance)

@@ -21,10 +21,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def to_model_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in any layout -> float in [-1, 1], the same layout."""
+    return pixels.float() / 127.5 - 1
+
+
 def from_uint8(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 N x H x W x C -> float N x C x H x W in [-1, 1]."""
-    pixels = torch.as_tensor(pixels)
-    return pixels.permute(0, 3, 1, 2).float() / 127.5 - 1
+    return to_model_range(torch.as_tensor(pixels).permute(0, 3, 1, 2))
 
 
 def grid_image(pixels: np.ndarray, nrow: int = 8, padding: int = 2) -> np.ndarray:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gen.errors import InputError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -15,9 +17,9 @@ def _check_pixels(images: np.ndarray, origin: str) -> np.ndarray:
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"{origin}: expected images N x H x W x C with C 1 or 3, got {images.shape}")
+        raise InputError(f"{origin}: expected images N x H x W x C with C 1 or 3, got {images.shape}")
     if images.dtype != np.uint8:
-        raise ValueError(f"{origin}: expected uint8 images, got {images.dtype}")
+        raise InputError(f"{origin}: expected uint8 images, got {images.dtype}")
     return images
 
 
@@ -27,14 +29,14 @@ def load_image_array(path: str | os.PathLike) -> np.ndarray:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ValueError(f"{path}: no image files in folder")
+            raise InputError(f"{path}: no image files in folder")
         images = np.stack([np.asarray(Image.open(f)) for f in files])
         return _check_pixels(images, str(path))
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as arrays:
             if "images" not in arrays.files:
-                raise ValueError(f"{path}: no key 'images' (keys: {', '.join(arrays.files)})")
+                raise InputError(f"{path}: no key 'images' (keys: {', '.join(arrays.files)})")
             return _check_pixels(arrays["images"], str(path))
     if path.suffix == ".npy":
         return _check_pixels(np.load(path, allow_pickle=False), str(path))
-    raise ValueError(f"{path}: expected an .npz, an .npy or a folder of images")
+    raise InputError(f"{path}: expected an .npz, an .npy or a folder of images")

@@ -1,86 +1,40 @@
 """The one training loop shared by GAN and VAE.
 
-A model family plugs in as a `Task`: it owns its networks, optimisers and the maths of one
-step; this loop owns everything around it (device, seeding, data, progress, TensorBoard,
-evaluation, checkpoints, resume). Steps return detached tensors and the loop reads them
-back only every `log_every` steps, so a step never waits on the device.
+A model family plugs in as a `gen.task.Task`: it owns its networks, optimisers and the maths
+of one step; this loop owns everything around it (progress, TensorBoard, evaluation, sample
+grids, checkpoints). Steps return detached tensors and the loop reads them back only every
+`log_every` steps, so a step never waits on the device.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
+from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record
 from gen.configs import RunConfig
-from gen.fileio import load_torch, save_json, save_torch
+from gen.errors import InputError
+from gen.families import kind_of
+from gen.fileio import save_json
 from gen.images import grid_image, save_grid, to_uint8
-from gen.metrics import flatten_metrics, save_metrics
-
-CHECKPOINT_FORMAT = 1
-CHECKPOINT_NAME = "checkpoint.pt"
-
-
-class Task(Protocol):
-    """A model family's side of training."""
-
-    def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]: ...
-
-    def sample(self, latents: torch.Tensor) -> torch.Tensor: ...
-
-    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor: ...
-
-    def extra_images(self) -> dict[str, torch.Tensor]: ...
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class TaskState:
-    """state_dict / load_state_dict for a task's networks, optimisers and noise generator,
-    so that a resumed run continues exactly as the uninterrupted one would."""
-
-    noise: torch.Generator
-
-    def networks(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "networks": {name: net.state_dict() for name, net in self.networks().items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
-            "noise": self.noise.get_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks().items():
-            net.load_state_dict(state["networks"][name])
-        for name, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
-        self.noise.set_state(state["noise"])
+from gen.metrics.report import flatten_metrics, save_metrics
+from gen.task import Task
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA device is available")
+        raise InputError("--device cuda asked for, but no CUDA device is available")
     if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise InputError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -102,35 +56,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_payload(kind: str, config: dict, task: Task, step: int, batches) -> dict:
-    """Everything needed to resume or sample: plain tensors, numbers and strings only."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "kind": kind,
-        "config": config,
-        "step": step,
-        "task": task.state_dict(),
-        "rng": rng_state(),
-        "data": batches.state_dict(),
-    }
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint as data (weights_only) and check it is one of ours."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {path}")
-    try:
-        payload = load_torch(path)
-    except Exception as error:  # torch raises many types for foreign or corrupt files
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a coordgen checkpoint")
-    return payload
-
-
 class ScalarLog:
     """Sums step scalars on the device; the host reads them only when logging."""
 
@@ -150,10 +75,8 @@ class ScalarLog:
 
 
 def train(
-    kind: str,
     task: Task,
     run: RunConfig,
-    config: dict,
     batches,
     run_dir: Path,
     device: torch.device,
@@ -167,8 +90,9 @@ def train(
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    kind = kind_of(task.config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_json(run_dir / "config.json", config)
+    save_json(run_dir / "config.json", config_record(run, task.config))
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
     fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
     scalars = ScalarLog()
@@ -194,9 +118,10 @@ def train(
             save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
             save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
         if step % run.ckpt_every == 0 or step == run.steps:
-            payload = checkpoint_payload(kind, config, task, step, batches)
-            save_torch(run_dir / f"checkpoint-{step:07d}.pt", payload)
-            save_torch(run_dir / CHECKPOINT_NAME, payload)
+            checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
+                                    batches.state_dict())
+            checkpoint.save(run_dir / f"checkpoint-{step:07d}.pt")
+            checkpoint.save(run_dir / CHECKPOINT_NAME)
     writer.close()
     final = draw_samples(task, 64, run.seed + 1, device)
     save_grid(run_dir / "samples.png", to_uint8(final))
@@ -209,7 +134,7 @@ def lr_scale(step: int, steps: int, rampdown: float) -> float:
     updates settle instead of jittering. It follows `steps`, so a run resumed with a larger
     total ramps down again at the new end."""
     if not 0 <= rampdown <= 1:
-        raise ValueError(f"lr_rampdown must be in [0, 1], got {rampdown}")
+        raise InputError(f"lr_rampdown must be in [0, 1], got {rampdown}")
     span = rampdown * steps
     return 1.0 if span == 0 else min(1.0, (steps - step + 1) / span)
 
@@ -237,7 +162,3 @@ def write_images(writer, task: Task, fixed: torch.Tensor, step: int) -> None:
     for name, batch in images.items():
         nrow = math.ceil(math.sqrt(len(batch)))
         writer.add_image(f"images/{name}", grid_image(to_uint8(batch), nrow), step, dataformats="HWC")
-
-
-def config_dict(run: RunConfig, model) -> dict:
-    return {"run": dataclasses.asdict(run), "model": dataclasses.asdict(model)}

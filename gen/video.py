@@ -16,6 +16,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from gen.errors import InputError
 from gen.fileio import atomic_path
 from gen.images import grid_image, save_png, to_uint8
 
@@ -26,17 +27,17 @@ MP4_QUALITY = 9  # imageio 1..10; 9 is libx264 crf 5, as hard square edges ring 
 
 
 def check_format(path: str | os.PathLike) -> str:
-    """The output's suffix, or ValueError naming the ones that can be written."""
+    """The output's suffix, or InputError naming the ones that can be written."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"output must end in {', '.join(FORMATS)}, got {path}")
+        raise InputError(f"output must end in {', '.join(FORMATS)}, got {path}")
     return suffix
 
 
 def upscale(pixels: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement of uint8 ... x H x W x C by a whole factor."""
     if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}")
+        raise InputError(f"scale must be a positive integer, got {scale}")
     if scale == 1:
         return pixels
     return pixels.repeat(scale, axis=-3).repeat(scale, axis=-2)

@@ -2,7 +2,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
+from gen.cli import main
 
 
 def test_help_lists_groups():

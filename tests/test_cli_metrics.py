@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
+from gen.cli import main
 from gen.data import make_shapes, make_squares
 
 KEYS = {"n_samples", "valid_fraction", "position_coverage", "coverage_ratio", "js_divergence",
@@ -68,19 +68,18 @@ def test_npy_and_png_folder_infer_shapes(tmp_path):
 
 def test_checkpoint_is_sampled(tmp_path):
     from gen import runs
-    from gen.gan.models import DiscriminatorConfig, GeneratorConfig
-    from gen.gan.task import GANConfig
+    from gen.configs import RunConfig
+    from gen.gan.config import DiscriminatorConfig, GANConfig, GeneratorConfig
     from gen.metrics import evaluate_samples
     from gen.sampling import sample_images
-    from gen.training import RunConfig
 
     config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
                        discriminator=DiscriminatorConfig(width=4))
     run = RunConfig(steps=1, batch_size=4, log_every=1, image_every=1, ckpt_every=1, eval_every=100,
                     device="cpu", workers=0)
-    checkpoint = runs.start("gan", run, config, tmp_path / "run")
+    checkpoint = runs.start(run, config, tmp_path / "run")
     expected = evaluate_samples(sample_images(checkpoint, 64, seed=3), "squares", seed=3)
-    for source in (checkpoint, tmp_path / "run"):
+    for source in (checkpoint, checkpoint.parent):
         out = tmp_path / "m.json"
         result = coverage(source, "--n", 64, "--seed", 3, "--json", out)
         assert result.exit_code == 0, result.output

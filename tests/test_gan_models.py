@@ -4,17 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from gen.configs import from_dict
+from gen.checkpoint import Checkpoint
 from gen.coordconv import AddCoords, coordinate_grid
+from gen.gan.config import GAN_PRESETS, DiscriminatorConfig, GeneratorConfig
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
-from gen.gan.models import (
-    Discriminator,
-    DiscriminatorConfig,
-    GeneratorConfig,
-    MinibatchStd,
-    build_generator,
-)
-from gen.gan.task import GANConfig, default_config
+from gen.gan.models import Discriminator, MinibatchStd, build_generator
 
 
 def count_coord_layers(module: torch.nn.Module) -> int:
@@ -82,20 +76,24 @@ def test_tiled_mapping_ends_in_tanh_when_asked():
         build_generator(replace(config, mapping_layers=0))
 
 
-def test_tiled_checkpoint_config_without_mapping_tanh_loads_the_relu_mapping():
-    """Checkpoints saved before the field existed keep the architecture they were trained with."""
-    saved = asdict(default_config("tiled"))
+def test_tiled_checkpoint_config_without_mapping_tanh_loads_the_relu_mapping(tiny_run):
+    """Format-1 checkpoints saved before the field existed keep the architecture they were
+    trained with; format 2 stores every field."""
+    tiled = GAN_PRESETS["tiled"].model
+    saved = asdict(tiled)
     del saved["generator"]["mapping_tanh"]
-    config = from_dict(GANConfig, saved)
+    payload = {"format": 1, "kind": "gan", "config": {"run": asdict(tiny_run()), "model": saved}, "step": 1,
+               "task": {}, "rng": {}, "data": {}}
+    config = Checkpoint.from_payload(payload).model
     assert isinstance(build_generator(config.generator).mapping[-1], nn.ReLU)
-    assert isinstance(build_generator(default_config("tiled").generator).mapping[-1], nn.Tanh)
+    assert isinstance(build_generator(tiled.generator).mapping[-1], nn.Tanh)
 
 
 def test_tiled_generator_starts_with_visible_variation():
     """He init and the first-layer gain: an untrained tiled G draws images with structure,
     not a flat field (torch's default init gave a per-image std of 0.007)."""
     torch.manual_seed(0)
-    gen = build_generator(default_config("tiled").generator)
+    gen = build_generator(GAN_PRESETS["tiled"].model.generator)
     images = gen(torch.randn(8, 64))
     assert images.flatten(1).std(1).min() > 0.05
 

@@ -8,60 +8,38 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
 from gen import runs
+from gen.cli import main
+from gen.configs import RunConfig
 from gen.data.notsoclevr import make_squares, render_shapes, render_squares
-from gen.gan.models import DiscriminatorConfig, GeneratorConfig
-from gen.gan.task import GANConfig
-from gen.interpolation import (
-    MODES,
+from gen.interpolation.endpoints import (
     dataset_images,
     encoded_keyframes,
+    encoded_latents,
     fit_channels,
+    load_endpoint_image,
+)
+from gen.interpolation.paths import (
+    MODES,
     interpolate,
     keyframe_path,
     lerp,
-    load_endpoint_image,
     normlerp,
     random_keyframes,
     slerp,
 )
-from gen.interpolation_score import (
+from gen.interpolation.score import (
     CLASSES,
     MIN_PIXELS,
-    encoded_latents,
     format_scores,
     score_model,
     score_paths,
     score_segments,
     valid_latents,
 )
-from gen.training import RunConfig
-from gen.vae.models import VAEModelConfig
-from gen.vae.task import VAEConfig
 from gen.video import pad_to_block, strip_picture, upscale, write_animation
 
 CPU = torch.device("cpu")
-
-
-def tiny_run(**overrides) -> RunConfig:
-    settings = dict(steps=2, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=100,
-                    eval_samples=16, device="cpu", workers=0)
-    settings.update(overrides)
-    return RunConfig(**settings)
-
-
-@pytest.fixture(scope="module")
-def gan_checkpoint(tmp_path_factory):
-    config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
-                       discriminator=DiscriminatorConfig(width=4))
-    return runs.start("gan", tiny_run(), config, tmp_path_factory.mktemp("gan") / "run")
-
-
-@pytest.fixture(scope="module")
-def vae_checkpoint(tmp_path_factory):
-    config = VAEConfig(model=VAEModelConfig(latent_dim=4, width=4), kl_warmup=2)
-    return runs.start("vae", tiny_run(), config, tmp_path_factory.mktemp("vae") / "run")
 
 
 def gaussians(*shape, seed=0):
@@ -163,7 +141,7 @@ def test_random_keyframes_are_seeded_and_follow_the_latent_distribution(gan_chec
 # ---- endpoint images ----
 
 def test_endpoint_images_from_files_arrays_and_dataset_indices(tmp_path):
-    config = {"run": {"data": "squares", "seed": 0}}
+    config = RunConfig(steps=1, data="squares")
     squares = make_squares().images.permute(0, 2, 3, 1).numpy()
     assert np.array_equal(load_endpoint_image("57", config), squares[57])
     np.savez(tmp_path / "set.npz", images=squares[:10])
@@ -177,19 +155,19 @@ def test_endpoint_images_from_files_arrays_and_dataset_indices(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_endpoint_image(str(tmp_path / "missing.png"), config)
     with pytest.raises(ValueError, match="squares or shapes model"):
-        load_endpoint_image("1", {"run": {"data": "lsun", "seed": 0}})
+        load_endpoint_image("1", RunConfig(steps=1, data="lsun"))
     with pytest.raises(ValueError, match="the model makes 64 x 64"):
         fit_channels(np.zeros((32, 32, 1), np.uint8), (1, 64, 64), "small.png")
 
 
 def test_encoded_keyframes_need_a_vae(gan_checkpoint, vae_checkpoint):
-    vae, payload = runs.load_task(vae_checkpoint, CPU)
-    keyframes = encoded_keyframes(vae, ["0", "100"], payload["config"], CPU)
+    vae, saved = runs.load_task(vae_checkpoint, CPU)
+    keyframes = encoded_keyframes(vae, ["0", "100"], saved.run, CPU)
     images = make_squares().float_images()[[0, 100]]
     assert keyframes.shape == (2, 1, 4) and torch.equal(keyframes[:, 0], vae.encode(images))
-    gan, payload = runs.load_task(gan_checkpoint, CPU)
+    gan, saved = runs.load_task(gan_checkpoint, CPU)
     with pytest.raises(ValueError, match="needs a VAE"):
-        encoded_keyframes(gan, ["0", "1"], payload["config"], CPU)
+        encoded_keyframes(gan, ["0", "1"], saved.run, CPU)
 
 
 # ---- rendering ----
@@ -394,9 +372,9 @@ class EncodingTask(SquareTask):
 
 def test_encoded_latents_are_seeded_encodings_of_data_images():
     images = make_squares().images
-    assert torch.equal(dataset_images({"run": {"data": "squares"}}), images)
+    assert torch.equal(dataset_images(RunConfig(steps=1, data="squares", split="quadrant")), images)
     with pytest.raises(ValueError, match="trained on lsun"):
-        dataset_images({"run": {"data": "lsun"}})
+        dataset_images(RunConfig(steps=1, data="lsun"))
     codes = encoded_latents(EncodingTask(), images, 12, seed=5, device=CPU, batch=5)
     assert codes.shape == (12, 2) and torch.equal(codes, encoded_latents(EncodingTask(), images, 12, 5, CPU))
     redrawn = ((EncodingTask().sample(codes) + 1) * 127.5).round().to(torch.uint8)
@@ -404,7 +382,7 @@ def test_encoded_latents_are_seeded_encodings_of_data_images():
     assert all(image.numpy().tobytes() in known for image in redrawn)  # each code is a real image's
     scores = score_segments(EncodingTask(), codes[:6], codes[6:], 8, "lerp", "squares", CPU)
     assert scores.summary()["valid_fraction"] == 1
-    with pytest.raises(ValueError, match="need a VAE checkpoint"):
+    with pytest.raises(ValueError, match="needs a VAE checkpoint"):
         encoded_latents(SquareTask(), images, 2, seed=0, device=CPU)
 
 

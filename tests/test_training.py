@@ -8,25 +8,22 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import main
 from gen import runs
+from gen.checkpoint import load_checkpoint
+from gen.cli import main
 from gen.configs import RunConfig
-from gen.data.batches import TensorBatches, make_batches
+from gen.data.batches import TensorBatches, run_dataset
 from gen.data.natural import LSUN, ImageFolder
-from gen.gan.models import DiscriminatorConfig, GeneratorConfig
-from gen.gan.task import ARCH_DEFAULTS, GANConfig, default_config, resolve_placement
+from gen.gan.config import (
+    GAN_PRESETS,
+    DiscriminatorConfig,
+    GANConfig,
+    GeneratorConfig,
+    gan_preset,
+    resolve_placement,
+)
 from gen.sampling import sample_images
-from gen.training import load_checkpoint, lr_scale
-
-TINY_GAN = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
-                     discriminator=DiscriminatorConfig(width=4), r1_every=2)
-
-
-def tiny_run(**overrides) -> RunConfig:
-    settings = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
-                    eval_samples=64, device="cpu", workers=0)
-    settings.update(overrides)
-    return RunConfig(**settings)
+from gen.training import lr_scale
 
 
 def colour_image(colour, size=(80, 60)) -> Image.Image:
@@ -87,22 +84,23 @@ def test_tensor_batches_resume_where_they_left(tmp_path):
 def test_loader_batches_resume_mid_epoch(tmp_path):
     for i in range(7):
         colour_image((i * 30, 0, 0)).save(tmp_path / f"{i}.png")
-    spec = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
-                        seed=0, workers=0, device=torch.device("cpu"))
-    seen = [next(spec.batches) for _ in range(4)]
-    again = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
-                         seed=0, workers=0, device=torch.device("cpu"))
-    next(again.batches)
-    state = again.batches.state_dict()
-    fresh = make_batches("folder", root=str(tmp_path), split="all", resolution=8, batch_size=2,
-                         seed=0, workers=0, device=torch.device("cpu"))
-    fresh.batches.load_state_dict(state)
+
+    def batches():
+        data = run_dataset(RunConfig(steps=1, data="folder", root=str(tmp_path), resolution=8))
+        return data.batches(batch_size=2, seed=0, workers=0, device=torch.device("cpu"))
+
+    first = batches()
+    seen = [next(first) for _ in range(4)]
+    again = batches()
+    next(again)
+    fresh = batches()
+    fresh.load_state_dict(again.state_dict())
     for expected in seen[1:]:
-        assert torch.equal(next(fresh.batches), expected)
+        assert torch.equal(next(fresh), expected)
 
 
 @pytest.mark.parametrize("data", ["squares", "shapes", "lsun", "folder"])
-def test_gan_trains_on_every_source(tmp_path, data):
+def test_gan_trains_on_every_source(tmp_path, data, tiny_run, tiny_gan):
     root = None
     if data == "lsun":
         write_lsun(tmp_path / "lsun", count=8)
@@ -114,63 +112,63 @@ def test_gan_trains_on_every_source(tmp_path, data):
         root = str(tmp_path / "imgs")
     resolution = 64 if data in ("squares", "shapes") else 32
     run_dir = tmp_path / "run"
-    checkpoint = runs.start("gan", tiny_run(data=data, root=root, resolution=resolution), TINY_GAN, run_dir)
-    payload = load_checkpoint(checkpoint)
-    assert payload["step"] == 4 and payload["kind"] == "gan"
+    checkpoint = runs.start(tiny_run(data=data, root=root, resolution=resolution), tiny_gan, run_dir)
+    saved = load_checkpoint(checkpoint)
+    assert saved.step == 4 and saved.kind == "gan"
     assert (run_dir / "samples.png").is_file() and list((run_dir / "tb").iterdir())
     assert json.loads((run_dir / "config.json").read_text())["run"]["data"] == data
     assert (run_dir / "metrics.json").is_file() == (data in ("squares", "shapes"))
 
 
 @pytest.mark.parametrize("coord_g, coord_d", [("all", "all"), ("first", "none"), ("none", "first")])
-def test_gan_trains_with_each_coordconv_placement(tmp_path, coord_g, coord_d):
+def test_gan_trains_with_each_coordconv_placement(tmp_path, coord_g, coord_d, tiny_run):
     config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, coord_layers=coord_g),
                        discriminator=DiscriminatorConfig(width=4, coord_layers=coord_d))
-    runs.start("gan", tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
+    runs.start(tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert saved["generator"]["coord_layers"] == coord_g
     assert saved["discriminator"]["coord_layers"] == coord_d
 
 
-def test_resume_continues_identically(tmp_path):
-    straight = runs.start("gan", tiny_run(steps=6, eval_every=100), TINY_GAN, tmp_path / "a")
-    runs.start("gan", tiny_run(steps=3, eval_every=100), TINY_GAN, tmp_path / "b")
+def test_resume_continues_identically(tmp_path, tiny_run, tiny_gan):
+    straight = runs.start(tiny_run(steps=6, eval_every=100), tiny_gan, tmp_path / "a")
+    runs.start(tiny_run(steps=3, eval_every=100), tiny_gan, tmp_path / "b")
     resumed = runs.resume(tmp_path / "b", steps=6)
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
-    assert b["step"] == 6
+    assert b.step == 6
     for name in ("generator", "discriminator", "generator_ema"):
-        for key, value in a["task"]["networks"][name].items():
-            assert torch.equal(value, b["task"]["networks"][name][key]), (name, key)
+        for key, value in a.task["networks"][name].items():
+            assert torch.equal(value, b.task["networks"][name][key]), (name, key)
 
 
-def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path):
+def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path, tiny_run, tiny_gan):
     assert [lr_scale(s, 10, 0.3) for s in (1, 7, 8, 9, 10)] == pytest.approx([1, 1, 1, 2 / 3, 1 / 3])
     assert lr_scale(10, 10, 0.0) == 1.0
     with pytest.raises(ValueError, match="lr_rampdown"):
         lr_scale(1, 10, 1.5)
     run = tiny_run(steps=4, eval_every=100, lr_rampdown=0.5)
-    checkpoint = runs.start("gan", run, TINY_GAN, tmp_path / "a")
-    groups = load_checkpoint(checkpoint)["task"]["optimizers"]["generator"]["param_groups"]
-    assert groups[0]["initial_lr"] == TINY_GAN.g_lr  # kept, so a resumed run scales the same base
-    assert groups[0]["lr"] == pytest.approx(TINY_GAN.g_lr / 2)  # step 4 of 4, ramp over 2 steps
+    checkpoint = runs.start(run, tiny_gan, tmp_path / "a")
+    groups = load_checkpoint(checkpoint).task["optimizers"]["generator"]["param_groups"]
+    assert groups[0]["initial_lr"] == tiny_gan.g_lr  # kept, so a resumed run scales the same base
+    assert groups[0]["lr"] == pytest.approx(tiny_gan.g_lr / 2)  # step 4 of 4, ramp over 2 steps
 
 
-def test_same_seed_same_run(tmp_path):
-    a = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
-    b = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "b")
-    weights_a = load_checkpoint(a)["task"]["networks"]["generator"]
-    weights_b = load_checkpoint(b)["task"]["networks"]["generator"]
+def test_same_seed_same_run(tmp_path, tiny_run, tiny_gan):
+    a = runs.start(tiny_run(steps=2, eval_every=100), tiny_gan, tmp_path / "a")
+    b = runs.start(tiny_run(steps=2, eval_every=100), tiny_gan, tmp_path / "b")
+    weights_a = load_checkpoint(a).task["networks"]["generator"]
+    weights_b = load_checkpoint(b).task["networks"]["generator"]
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
-def test_start_refuses_to_overwrite_a_run(tmp_path):
-    runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
+def test_start_refuses_to_overwrite_a_run(tmp_path, tiny_run, tiny_gan):
+    runs.start(tiny_run(steps=2, eval_every=100), tiny_gan, tmp_path / "a")
     with pytest.raises(ValueError, match="--resume"):
-        runs.start("gan", tiny_run(steps=2), TINY_GAN, tmp_path / "a")
+        runs.start(tiny_run(steps=2), tiny_gan, tmp_path / "a")
 
 
-def test_samples_have_shape_range_and_seed(tmp_path):
-    checkpoint = runs.start("gan", tiny_run(steps=2, eval_every=100), TINY_GAN, tmp_path / "a")
+def test_samples_have_shape_range_and_seed(tmp_path, tiny_run, tiny_gan):
+    checkpoint = runs.start(tiny_run(steps=2, eval_every=100), tiny_gan, tmp_path / "a")
     first = sample_images(checkpoint, 5, seed=3, device="cpu")
     assert first.shape == (5, 64, 64, 1) and first.dtype == np.uint8
     assert np.array_equal(first, sample_images(checkpoint, 5, seed=3, device="cpu"))
@@ -189,8 +187,8 @@ def test_cli_train_sample_and_errors(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())["model"]
     assert config["generator"]["coord_layers"] == "all" and config["discriminator"]["coord_layers"] == "all"
     assert config["generator"]["arch"] == "tiled"  # the authors' CoordConv generator is the default
-    tiled = ARCH_DEFAULTS["tiled"]
-    assert (config["d_lr"], config["g_steps"]) == (tiled["d_lr"], tiled["g_steps"])
+    tiled = GAN_PRESETS["tiled"].model
+    assert (config["d_lr"], config["g_steps"]) == (tiled.d_lr, tiled.g_steps)
     result = runner.invoke(main, [*args[:-1], str(tmp_path / "d-only"), "--coord-in", "d"])
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "d-only" / "config.json").read_text())["model"]
@@ -216,21 +214,35 @@ def test_cli_train_sample_and_errors(tmp_path):
 
 
 def test_default_config_per_generator_architecture():
-    conv, coord = default_config("dcgan"), default_config("tiled", "all", "all")
-    assert conv.generator.arch == "dcgan" and conv.generator.output_bias < 0 and conv.g_steps == 1
-    assert coord.generator.arch == "tiled" and coord.discriminator.coord_layers == "all"
-    assert coord.d_lr < conv.d_lr and coord.g_steps == 2
-    assert coord.discriminator.width > conv.discriminator.width
-    assert ARCH_DEFAULTS["tiled"]["steps"] < ARCH_DEFAULTS["dcgan"]["steps"]  # a tiled step costs more
+    conv, coord = gan_preset(), gan_preset(coordconv=True)
+    assert conv.model == GANConfig()  # the dataclass defaults are what `gen train gan` trains
+    assert conv.model.generator.arch == "dcgan" and conv.model.generator.output_bias < 0
+    assert conv.model.g_steps == 1
+    assert coord.model.generator.arch == "tiled" and coord.model.discriminator.coord_layers == "all"
+    assert coord.model.d_lr < conv.model.d_lr and coord.model.g_steps == 2
+    assert coord.model.discriminator.width > conv.model.discriminator.width
+    assert coord.schedule.steps < conv.schedule.steps  # a tiled step costs more
+    assert coord.schedule.lr_rampdown > 0 == conv.schedule.lr_rampdown
     with pytest.raises(ValueError, match="unknown generator arch"):
-        default_config("stylegan")
+        gan_preset(arch="stylegan")
 
 
-def test_train_help_states_the_default_steps():
-    """The help is written out (so `gen --help` needs no torch import); keep it in step."""
+def test_preset_overrides_replace_only_given_fields():
+    preset = gan_preset(coordconv=True, generator={"width": 3, "latent_dim": None}, d_lr=1e-3, g_steps=None)
+    tiled = GAN_PRESETS["tiled"].model
+    assert preset.model.generator.width == 3
+    assert preset.model.generator.latent_dim == tiled.generator.latent_dim
+    assert preset.model.d_lr == 1e-3 and preset.model.g_steps == tiled.g_steps
+    run = preset.run_config(batch_size=8)
+    assert (run.steps, run.lr_rampdown, run.batch_size) == (5_000, 0.3, 8)
+    assert preset.run_config(steps=7).steps == 7
+
+
+def test_train_help_states_each_presets_default_steps():
+    """The help text is generated from the presets (with no torch import)."""
     result = CliRunner().invoke(main, ["train", "gan", "--help"], terminal_width=400)
-    assert f"GAN {ARCH_DEFAULTS['dcgan']['steps']} (DCGAN G) or {ARCH_DEFAULTS['tiled']['steps']} (tiled G)" \
-        in " ".join(result.output.split())
+    steps = {arch: preset.schedule.steps for arch, preset in GAN_PRESETS.items()}
+    assert f"GAN {steps['dcgan']} (dcgan G) or {steps['tiled']} (tiled G)" in " ".join(result.output.split())
 
 
 def test_coordconv_switches_resolve_to_a_generator_and_placements():
@@ -243,10 +255,10 @@ def test_coordconv_switches_resolve_to_a_generator_and_placements():
         resolve_placement(True, "both", "first")
 
 
-def test_ema_horizon_ramps_up_with_training():
+def test_ema_horizon_ramps_up_with_training(tiny_gan):
     from gen.gan.task import GANTask
 
-    task = GANTask(TINY_GAN, torch.device("cpu"))
+    task = GANTask(tiny_gan, torch.device("cpu"))
     live = next(task.generator.parameters())
     ema = next(task.generator_ema.parameters())
     with torch.no_grad():

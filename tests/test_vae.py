@@ -5,27 +5,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import main
 from gen import runs
-from gen.configs import RunConfig
+from gen.checkpoint import load_checkpoint
+from gen.cli import main
 from gen.coordconv import AddCoords
 from gen.data.notsoclevr import make_squares
-from gen.training import load_checkpoint
+from gen.vae.config import VAEConfig, VAEModelConfig
 from gen.vae.evaluation import reconstruction_metrics
 from gen.vae.likelihoods import Likelihood
-from gen.vae.models import VAE, VAEModelConfig
-from gen.vae.task import VAEConfig, VAETask, kl_to_standard_normal
-
-
-def tiny_vae(**model) -> VAEConfig:
-    return VAEConfig(model=VAEModelConfig(latent_dim=4, width=4, broadcast_width=4, **model), kl_warmup=2)
-
-
-def tiny_run(**overrides) -> RunConfig:
-    settings = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
-                    eval_samples=32, device="cpu", workers=0)
-    settings.update(overrides)
-    return RunConfig(**settings)
+from gen.vae.models import VAE
+from gen.vae.task import VAETask, kl_to_standard_normal
 
 
 @pytest.mark.parametrize("resolution", [32, 64, 128])
@@ -80,22 +69,22 @@ def test_kl_warmup_is_linear_to_beta():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "discretized"])
 @pytest.mark.parametrize("placement", [{}, {"encoder_coords": "all", "decoder_coords": "all"},
                                        {"decoder": "broadcast"}])
-def test_vae_trains_for_each_likelihood_and_placement(tmp_path, likelihood, placement):
+def test_vae_trains_for_each_likelihood_and_placement(tmp_path, likelihood, placement, tiny_run):
     config = VAEConfig(model=VAEModelConfig(latent_dim=4, width=4, broadcast_width=4, **placement),
                        likelihood=likelihood, kl_warmup=2)
-    checkpoint = runs.start("vae", tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
-    payload = load_checkpoint(checkpoint)
-    assert payload["kind"] == "vae" and payload["step"] == 2
-    assert all(torch.isfinite(v).all() for v in payload["task"]["networks"]["vae"].values()
+    checkpoint = runs.start(tiny_run(steps=2, eval_every=100), config, tmp_path / "run")
+    saved = load_checkpoint(checkpoint)
+    assert saved.kind == "vae" and saved.step == 2
+    assert all(torch.isfinite(v).all() for v in saved.task["networks"]["vae"].values()
                if v.is_floating_point())
 
 
-def test_vae_resume_continues_identically(tmp_path):
-    straight = runs.start("vae", tiny_run(steps=4, eval_every=100), tiny_vae(), tmp_path / "a")
-    runs.start("vae", tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "b")
+def test_vae_resume_continues_identically(tmp_path, tiny_run, tiny_vae):
+    straight = runs.start(tiny_run(steps=4, eval_every=100), tiny_vae(), tmp_path / "a")
+    runs.start(tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "b")
     resumed = runs.resume(tmp_path / "b", steps=4)
-    a = load_checkpoint(straight)["task"]["networks"]["vae"]
-    b = load_checkpoint(resumed)["task"]["networks"]["vae"]
+    a = load_checkpoint(straight).task["networks"]["vae"]
+    b = load_checkpoint(resumed).task["networks"]["vae"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -132,15 +121,15 @@ def test_reconstruction_metrics_measure_the_largest_object():
     assert metrics["reconstruction_valid_fraction"] == 0.0
 
 
-def test_split_runs_report_held_out_reconstruction(tmp_path):
-    runs.start("vae", tiny_run(split="quadrant", eval_samples=16), tiny_vae(), tmp_path / "run")
+def test_split_runs_report_held_out_reconstruction(tmp_path, tiny_run, tiny_vae):
+    runs.start(tiny_run(split="quadrant", eval_samples=16), tiny_vae(), tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["reconstruction_count"] == 729
     assert 0 <= metrics["reconstruction_within_1px"] <= 1
 
 
-def test_encode_decode_api(tmp_path):
-    checkpoint = runs.start("vae", tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "run")
+def test_encode_decode_api(tmp_path, tiny_run, tiny_vae):
+    checkpoint = runs.start(tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "run")
     task, _ = runs.load_task(checkpoint, torch.device("cpu"))
     images = make_squares().float_images()[:3]
     latents = task.encode(images)

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gen.configs import RunConfig
 from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
+from gen.errors import InputError
+from gen.images import to_model_range
 
-DATA_SOURCES = ("squares", "shapes", "lsun", "folder")
+GENERATED_SOURCES = ("squares", "shapes")
+DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder")
 SHAPES_TRAIN_COUNT = 50_000
 
 
@@ -33,7 +37,7 @@ class TensorBatches:
     def __next__(self) -> torch.Tensor:
         rows = torch.randint(len(self.images), (self.batch_size,), generator=self.generator,
                              device=self.images.device)
-        return self.images[rows].float() / 127.5 - 1
+        return to_model_range(self.images[rows])
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
@@ -48,7 +52,7 @@ class LoaderBatches:
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, workers: int,
                  device: torch.device) -> None:
         if len(dataset) < batch_size:
-            raise ValueError(f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
+            raise InputError(f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
@@ -90,36 +94,59 @@ class LoaderBatches:
 
 
 @dataclass
-class DataSpec:
-    """The data a run trains on: its batches, image channels, the Not-so-Clevr set name
-    used for geometric evaluation (None for natural images), and the held-out test part of
-    a squares split (None when nothing is held out)."""
+class RunDataset:
+    """A run's data, built one way wherever it is needed (training, evaluation,
+    interpolation endpoints): a generated Not-so-Clevr set whole, with its split's test
+    mask, or a file-backed torch Dataset of natural images."""
 
-    batches: TensorBatches | LoaderBatches
+    source: str
     channels: int
-    geometry: str | None
-    held_out: NotSoClevr | None = None
+    generated: NotSoClevr | None = None
+    files: Dataset | None = None
+
+    @property
+    def geometry(self) -> str | None:
+        """The Not-so-Clevr set to measure samples against (None for natural images)."""
+        return None if self.generated is None else self.generated.name
+
+    def train_images(self) -> torch.Tensor:
+        """uint8 N x C x H x W of the generated set's training rows."""
+        if self.generated is None:
+            raise InputError(f"--data {self.source} is not a generated set: its images are read from files")
+        return self.generated.part("train").images
+
+    def held_out(self) -> NotSoClevr | None:
+        """The test rows of a split, on the CPU, or None when nothing is held out."""
+        if self.generated is None or "test" not in self.generated.labels:
+            return None
+        test = self.generated.part("test")
+        if len(test) == 0:
+            return None
+        return NotSoClevr(test.name, test.images.cpu(), test.centres.cpu(), {})
+
+    def batches(self, batch_size: int, seed: int, workers: int,
+                device: torch.device) -> TensorBatches | LoaderBatches:
+        """The endless, seeded, resumable stream of training batches on `device`."""
+        if self.files is not None:
+            return LoaderBatches(self.files, batch_size, seed, workers, device)
+        return TensorBatches(self.train_images().to(device), batch_size, seed)
 
 
-def make_batches(source: str, *, root: str | None, split: str, resolution: int, batch_size: int,
-                 seed: int, workers: int, device: torch.device) -> DataSpec:
-    """Build the batch stream for a `--data` source (squares and shapes need no files)."""
-    if source in ("squares", "shapes"):
+def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> RunDataset:
+    """The data of a run: squares and shapes are generated (on `device`; the run's seed
+    seeds the shapes set and the uniform split's test mask), lsun and folder read its root."""
+    source, root, resolution = run.data, run.root, run.resolution
+    if source in GENERATED_SOURCES:
         if resolution != 64:
-            raise ValueError(f"{source} images are 64 x 64; use --resolution 64 (got {resolution})")
-        held_out = None
+            raise InputError(f"{source} images are 64 x 64; use --resolution 64 (got {resolution})")
         if source == "squares":
-            squares = make_squares(split, seed=seed, device=device)
-            images = squares.part("train").images
-            if split != "all":
-                held_out = squares.part("test").subset(slice(None))
-                held_out = NotSoClevr(held_out.name, held_out.images.cpu(), held_out.centres.cpu(), {})
+            generated = make_squares(run.split, seed=run.seed, device=device)
         else:
-            images = make_shapes(SHAPES_TRAIN_COUNT, seed=seed, device=device).images
-        return DataSpec(TensorBatches(images, batch_size, seed), images.shape[1], source, held_out)
+            generated = make_shapes(SHAPES_TRAIN_COUNT, seed=run.seed, device=device)
+        return RunDataset(source, generated.images.shape[1], generated=generated)
     if source in ("lsun", "folder"):
         if root is None:
-            raise ValueError(f"--data {source} needs --root")
-        dataset = LSUN(root, resolution) if source == "lsun" else ImageFolder(root, resolution)
-        return DataSpec(LoaderBatches(dataset, batch_size, seed, workers, device), 3, None)
-    raise ValueError(f"unknown data source {source!r}; choose from {', '.join(DATA_SOURCES)}")
+            raise InputError(f"--data {source} needs --root")
+        files = LSUN(root, resolution) if source == "lsun" else ImageFolder(root, resolution)
+        return RunDataset(source, 3, files=files)
+    raise InputError(f"unknown data source {source!r}; choose from {', '.join(DATA_SOURCES)}")

@@ -16,6 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
+from gen.errors import InputError
 from gen.sources import IMAGE_SUFFIXES
 
 
@@ -35,7 +36,7 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     for candidate in (root / f"{category}_train_lmdb", root):
         if (candidate / "data.mdb").is_file():
             return candidate
-    raise ValueError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
+    raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
 class LSUN(Dataset):
@@ -51,7 +52,7 @@ class LSUN(Dataset):
                        meminit=False) as env, env.begin() as txn:
             self.keys = [key for key, _ in txn.cursor()]
         if not self.keys:
-            raise ValueError(f"LSUN lmdb {self.path} holds no images")
+            raise InputError(f"LSUN lmdb {self.path} holds no images")
         self._env: lmdb.Environment | None = None
 
     def __len__(self) -> int:
@@ -75,10 +76,10 @@ class ImageFolder(Dataset):
     def __init__(self, root: str | os.PathLike, resolution: int) -> None:
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"image folder {root} does not exist")
+            raise InputError(f"image folder {root} does not exist")
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
-            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+            raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
         self.transform = image_transform(resolution)
 
     def __len__(self) -> int:

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gen.errors import InputError
 from gen.fileio import save_npz
+from gen.images import to_model_range
 
 CANVAS = 64
 SQUARE_SIZE = 9
@@ -64,13 +66,13 @@ def split_test_mask(
         return (centres[:, 0] > QUADRANT_EDGE) & (centres[:, 1] > QUADRANT_EDGE)
     if split == "uniform":
         if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test fraction must be in (0, 1), got {test_fraction}")
+            raise InputError(f"test fraction must be in (0, 1), got {test_fraction}")
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(centres), generator=generator).to(centres.device)
         mask = torch.zeros(len(centres), dtype=torch.bool, device=centres.device)
         mask[order[: round(test_fraction * len(centres))]] = True
         return mask
-    raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
 
 
 @dataclass
@@ -91,7 +93,7 @@ class NotSoClevr(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index].float() / 127.5 - 1, self.centres[index]
+        return to_model_range(self.images[index]), self.centres[index]
 
     def subset(self, rows: torch.Tensor) -> NotSoClevr:
         return NotSoClevr(
@@ -110,11 +112,11 @@ class NotSoClevr(Dataset):
             return self.subset(test)
         if which == "train":
             return self.subset(~test)
-        raise ValueError(f"unknown part {which!r}; choose from train, test, all")
+        raise InputError(f"unknown part {which!r}; choose from train, test, all")
 
     def float_images(self) -> torch.Tensor:
         """The images as float N x C x H x W in [-1, 1], the models' range."""
-        return self.images.float() / 127.5 - 1
+        return to_model_range(self.images)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {
@@ -133,7 +135,7 @@ class NotSoClevr(Dataset):
         with np.load(path, allow_pickle=False) as arrays:
             missing = {"images", "centres", "dataset"} - set(arrays.files)
             if missing:
-                raise ValueError(f"{path} is not a Not-so-Clevr .npz: missing {sorted(missing)}")
+                raise InputError(f"{path} is not a Not-so-Clevr .npz: missing {sorted(missing)}")
             labels = {
                 key: torch.from_numpy(arrays[key])
                 for key in arrays.files
@@ -204,7 +206,7 @@ def _render_shapes_chunk(centres: torch.Tensor, kinds: torch.Tensor, canvas: int
 def make_shapes(n: int = 50_000, seed: int = 0, device: torch.device | str | None = None) -> NotSoClevr:
     """The two-object RGB variant: a red and a blue square-or-circle, >= 20 px apart."""
     if n < 1:
-        raise ValueError(f"shapes count must be positive, got {n}")
+        raise InputError(f"shapes count must be positive, got {n}")
     generator = torch.Generator(device=device).manual_seed(seed)
     centres = _draw_shape_centres(n, generator, device)
     kinds = torch.randint(0, 2, (n, 2), generator=generator, device=device)

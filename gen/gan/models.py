@@ -7,51 +7,12 @@ convolutions see coordinates: "none", "first" or "all".
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from gen.coordconv import coordinate_grid, make_conv, uses_coords
-
-RESOLUTIONS = (32, 64, 128)
-
-
-@dataclass
-class GeneratorConfig:
-    arch: str = "dcgan"  # "dcgan" or "tiled" (the authors' CoordConv generator)
-    resolution: int = 64
-    channels: int = 1
-    latent_dim: int = 64
-    width: int = 8
-    max_width: int = 512
-    coord_layers: str = "none"
-    upsample: str = "transpose"  # "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
-    output_bias: float = -3.0  # last layer's initial bias: start from a black background
-    # The tiled fields default to the first tiled G, so checkpoints saved before they existed
-    # load as what they were; the tuned values live in gen.gan.task.ARCH_DEFAULTS.
-    mapping_layers: int = 0  # tiled: MLP layers on z before it is tiled (default GAN: 2)
-    first_gain: float = 1.0  # tiled: gain on the first per-pixel layer (default GAN: 2)
-    mapping_tanh: bool = False  # tiled: the mapping's last activation is tanh, not ReLU (default GAN: on)
-
-
-@dataclass
-class DiscriminatorConfig:
-    resolution: int = 64
-    channels: int = 1
-    width: int = 8
-    max_width: int = 512
-    coord_layers: str = "none"
-    minibatch_std: bool = True
-
-
-def _stage_widths(resolution: int, width: int, max_width: int) -> list[int]:
-    """Channel widths at resolutions 4, 8, ..., resolution / 2 (coarsest first)."""
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution}")
-    stages = int(math.log2(resolution // 4))
-    return [min(width * 2 ** (stages - 1 - k), max_width) for k in range(stages)]
+from gen.gan.config import DiscriminatorConfig, GeneratorConfig
+from gen.layers import check_resolution, stage_widths
 
 
 class DCGANGenerator(nn.Module):
@@ -65,7 +26,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
-        widths = _stage_widths(config.resolution, config.width, config.max_width)
+        widths = list(reversed(stage_widths(config.resolution, config.width, config.max_width)))
         self.config = config
         self.project = nn.Sequential(
             nn.Linear(config.latent_dim, widths[0] * 16, bias=False),
@@ -81,11 +42,9 @@ class DCGANGenerator(nn.Module):
             if config.upsample == "nearest":
                 blocks += [nn.Upsample(scale_factor=2, mode="nearest"),
                            make_conv(cin, cout, 3, coord=coord, padding=1, bias=last)]
-            elif config.upsample == "transpose":
+            else:
                 blocks.append(make_conv(cin, cout, 4, coord=coord, transpose=True, stride=2, padding=1,
                                         bias=last))
-            else:
-                raise ValueError(f"unknown upsample {config.upsample!r}; choose nearest or transpose")
             blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.blocks = nn.Sequential(*blocks)
         nn.init.constant_(self.blocks[-2].bias, config.output_bias)
@@ -99,28 +58,20 @@ class TiledGenerator(nn.Module):
     stack of 1x1 convs to the image, so every pixel is f(z, i, j).
 
     A 1x1 conv is a per-pixel linear map, so the stack runs as Linear layers on an
-    N x H x W x C tensor (several times faster on CPU than NCHW 1x1 convs), and the first
-    layer over [tiled z, coords] is computed as W_z z + W_c coords, the same linear map
-    without materialising N x (latent + 2) x H x W. Widths run 4w, 2w, w (the authors'
-    512-256-256-128-64 stack plus two 3x3 convs is far too slow for a CPU budget; one hidden
-    layer already draws an axis-aligned square).
+    N x H x W x C tensor (faster on CPU than NCHW 1x1 convs), and the first layer over
+    [tiled z, coords] is computed as W_z z + W_c coords without materialising the tiled
+    input. Widths run 4w, 2w, w: the authors' deeper stack is too slow for a CPU budget.
 
-    Four changes make it train in a CPU budget: a small MLP on z before tiling, so object
-    positions can be spread evenly over the canvas rather than be a linear (so Gaussian)
-    function of z; tanh as that MLP's last activation, because one tanh unit of a Gaussian
-    is already near-uniform on (-1, 1) (2 Phi(x) - 1 ~ tanh(0.85 x)), as positions on a
-    bounded canvas must be (with a ReLU there, squares by the edges came at half the rate of
-    those in the middle); He init, so the signal survives the stack (with torch's default
-    init the first images are flat grey at 1% of the output range); and a gain of
-    `first_gain` on the first layer, so edges a pixel wide are in reach from [-1, 1] coords.
+    Four changes of ours make it train in that budget: a small MLP on z before tiling, so
+    positions can spread evenly over the canvas instead of being a linear (so Gaussian)
+    function of z; tanh ending that MLP, because positions on a bounded canvas need bounded
+    features; He init, so the signal survives the stack; and a gain of `first_gain` on the
+    first layer, so edges a pixel wide are in reach from [-1, 1] coordinates.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
-        if config.resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {config.resolution}")
-        if config.mapping_tanh and config.mapping_layers < 1:
-            raise ValueError("mapping_tanh needs mapping_layers >= 1")
+        check_resolution(config.resolution)
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
         mapping: list[nn.Module] = []
@@ -174,7 +125,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, config: DiscriminatorConfig) -> None:
         super().__init__()
-        widths = list(reversed(_stage_widths(config.resolution, config.width, config.max_width)))
+        widths = stage_widths(config.resolution, config.width, config.max_width)
         self.config = config
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
@@ -193,6 +144,4 @@ class Discriminator(nn.Module):
 def build_generator(config: GeneratorConfig) -> nn.Module:
     if config.arch == "dcgan":
         return DCGANGenerator(config)
-    if config.arch == "tiled":
-        return TiledGenerator(config)
-    raise ValueError(f"unknown generator arch {config.arch!r}; choose dcgan or tiled")
+    return TiledGenerator(config)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gen.coordconv import make_conv
+from gen.errors import InputError
 
 TASKS = ("classify", "render", "regress")
 
@@ -84,8 +85,8 @@ class CoordConvRenderer(nn.Module):
     The head is translation-equivariant, so it paints any centre the classifier finds: that
     is what carries the classifier's generalisation over to rendering. Training supervises
     the centre logits too (the authors' `interm_loss='softmax'` option) and stops the render
-    loss at the sharpened map: without the stop, 3 of 4 trial runs stalled at 0.94-0.96 IOU
-    within a CPU budget (the head settles on the blurred early maps and misses corners).
+    loss at the sharpened map, so the head does not settle on the blurred early maps (without
+    the stop, trial runs stalled short of exact squares: README).
     """
 
     def __init__(self, canvas: int = 64) -> None:
@@ -112,7 +113,7 @@ class DeconvPainter(nn.Module):
         super().__init__()
         depth = int(math.log2(canvas))
         if canvas < 8 or 2**depth != canvas:
-            raise ValueError(f"the deconv baseline needs a power-of-two canvas >= 8, got {canvas}")
+            raise InputError(f"the deconv baseline needs a power-of-two canvas >= 8, got {canvas}")
         self.canvas = canvas
         channels = [2, *[64] * (depth - 3), 32, 32, 1]
         layers: list[nn.Module] = []
@@ -149,8 +150,7 @@ class CoordConvRegressor(nn.Module):
         """Start near a pass-through: the first layer copies the one-hot into every channel
         (coordinate weights near zero, i.e. nearly the plain conv), later layers are identity
         maps, all plus small noise. From a random start the max often sits on a corner, which
-        passes no gradient to the one-hot path, and training stalls (3 of 4 seeds tried with
-        He init)."""
+        passes no gradient to the one-hot path, and training stalls (README)."""
         for index, conv in enumerate(self.net):
             out_channels, in_channels, height, width = conv.weight.shape
             conv.weight.normal_(0.0, self.init_noise / math.sqrt(in_channels * height * width))
@@ -172,7 +172,7 @@ class ConvRegressor(nn.Module):
     def __init__(self, canvas: int = 64, width: int = 16) -> None:
         super().__init__()
         if canvas % 8:
-            raise ValueError(f"the conv regressor needs a canvas divisible by 8, got {canvas}")
+            raise InputError(f"the conv regressor needs a canvas divisible by 8, got {canvas}")
         layers: list[nn.Module] = []
         c_in = 1
         for _ in range(3):
@@ -194,7 +194,7 @@ def build_model(task: str, coordconv: bool, canvas: int = 64) -> nn.Module:
         return CoordConvRenderer(canvas) if coordconv else DeconvPainter(canvas)
     if task == "regress":
         return CoordConvRegressor() if coordconv else ConvRegressor(canvas)
-    raise ValueError(f"unknown toy task {task!r}; choose from {', '.join(TASKS)}")
+    raise InputError(f"unknown toy task {task!r}; choose from {', '.join(TASKS)}")
 
 
 def count_parameters(model: nn.Module) -> int:

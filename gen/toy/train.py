@@ -1,6 +1,6 @@
 """Training and evaluation for the supervised toy tasks on the squares set.
 
-Tasks (PAPER.md, "Supervised toy tasks"):
+Tasks (Liu et al. 2018, section 3; README "The paper's toy tasks"):
 - classify: centre (x, y) -> softmax over every pixel; right when the argmax is the centre.
 - render:   centre (x, y) -> the 9 x 9 square, per-pixel sigmoid; scored by IOU.
 - regress:  one-hot map -> centre (x, y); scored by the mean distance in pixels.
@@ -18,15 +18,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from gen.data import NotSoClevr, make_squares
+from gen.errors import InputError
 from gen.toy.models import TASKS, CoordConvRenderer, build_model, count_parameters, to_pixels, to_unit
 
 SPLITS = ("uniform", "quadrant")
 METRICS = {"classify": "accuracy", "render": "iou", "regress": "error_px"}
 
-# Per (task, coordconv): (epochs, learning rate). The CoordConv rows are a little above the
+# Per (task, coordconv): (epochs, learning rate). The CoordConv rows sit a little above the
 # smallest budgets that solved both splits on one CPU core; the conv baselines get more wall
-# time than the CoordConv model of their task (README table), at learning rates inside the
-# authors' sweeps (deconv classify: 1e-2 beat 2e-3).
+# time than the CoordConv model of their task, at learning rates inside the authors' sweeps
+# (README: how each was chosen).
 DEFAULTS: dict[tuple[str, bool], tuple[int, float]] = {
     ("classify", True): (5, 1e-2),
     ("classify", False): (100, 1e-2),
@@ -54,18 +55,18 @@ class ToyConfig:
     def resolved(self) -> ToyConfig:
         """Check the fields and fill in the defaults."""
         if self.task not in TASKS:
-            raise ValueError(f"unknown toy task {self.task!r}; choose from {', '.join(TASKS)}")
+            raise InputError(f"unknown toy task {self.task!r}; choose from {', '.join(TASKS)}")
         if self.split not in SPLITS:
-            raise ValueError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
+            raise InputError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         epochs, lr = DEFAULTS[(self.task, self.coordconv)]
         config = replace(self, epochs=epochs if self.epochs is None else self.epochs,
                          lr=lr if self.lr is None else self.lr)
         if config.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+            raise InputError(f"epochs must be at least 1, got {config.epochs}")
         if not config.lr > 0:
-            raise ValueError(f"learning rate must be positive, got {config.lr}")
+            raise InputError(f"learning rate must be positive, got {config.lr}")
         if config.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {config.batch_size}")
+            raise InputError(f"batch size must be at least 1, got {config.batch_size}")
         return config
 
 
@@ -99,14 +100,14 @@ class ToyResult:
 def check_squares(data: NotSoClevr) -> int:
     """Validate a squares set for the toy tasks and return its canvas size."""
     if "onehot" not in data.labels or "test" not in data.labels:
-        raise ValueError(f"the toy tasks need a squares set with 'onehot' and 'test' labels, "
+        raise InputError(f"the toy tasks need a squares set with 'onehot' and 'test' labels, "
                          f"got labels {sorted(data.labels)}")
     if data.images.dim() != 4 or data.images.shape[1] != 1 or data.images.shape[2] != data.images.shape[3]:
-        raise ValueError(f"the toy tasks need 1-channel square images, got {tuple(data.images.shape)}")
+        raise InputError(f"the toy tasks need 1-channel square images, got {tuple(data.images.shape)}")
     if data.centres.dim() != 2 or data.centres.shape[1] != 2:
-        raise ValueError(f"the toy tasks need one (x, y) centre per image, got {tuple(data.centres.shape)}")
+        raise InputError(f"the toy tasks need one (x, y) centre per image, got {tuple(data.centres.shape)}")
     if not (~data.labels["test"].bool()).any():
-        raise ValueError("the squares set has no training rows")
+        raise InputError("the squares set has no training rows")
     return int(data.images.shape[-1])
 
 
@@ -141,9 +142,15 @@ def training_loss(task: str, model: nn.Module, inputs: torch.Tensor, targets: to
     return F.mse_loss(outputs, targets)
 
 
+def classify_argmax(logits: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Per image: the (x, y) pixel where the logits over the canvas peak."""
+    index = logits.flatten(1).argmax(dim=1)
+    return torch.stack([index % canvas, index // canvas], dim=1)
+
+
 def classify_correct(logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Per image: is the argmax of the logits over the canvas the centre pixel?"""
-    return logits.flatten(1).argmax(dim=1) == centre_index(centres, logits.shape[-1])
+    return (classify_argmax(logits, logits.shape[-1]) == centres).all(dim=1)
 
 
 def render_iou(logits: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
+from gen.vae.config import LIKELIHOODS
+
 BIN_HALF_WIDTH = 1 / 255  # half of one 8-bit level in [-1, 1]
 
 

@@ -8,37 +8,14 @@ stride-1 convs; the VAE analogue of the authors' tiled CoordConv generator.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from gen.coordconv import coordinate_grid, make_conv, uses_coords
-
-RESOLUTIONS = (32, 64, 128)
-DECODERS = ("dcgan", "broadcast")
-
-
-@dataclass
-class VAEModelConfig:
-    resolution: int = 64
-    channels: int = 1
-    latent_dim: int = 8
-    width: int = 16
-    max_width: int = 256
-    encoder_coords: str = "none"
-    decoder_coords: str = "none"
-    decoder: str = "dcgan"
-    broadcast_width: int = 32
-    broadcast_resolution: int = 16
-
-
-def _stage_widths(resolution: int, width: int, max_width: int) -> list[int]:
-    """Widths at resolution / 2, / 4, ..., 4 (finest first): doubling as maps shrink."""
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution}")
-    stages = int(math.log2(resolution // 4))
-    return [min(width * 2**k, max_width) for k in range(stages)]
+from gen.errors import InputError
+from gen.layers import stage_widths
+from gen.vae.config import VAEModelConfig
 
 
 class Encoder(nn.Module):
@@ -46,7 +23,7 @@ class Encoder(nn.Module):
 
     def __init__(self, config: VAEModelConfig) -> None:
         super().__init__()
-        widths = _stage_widths(config.resolution, config.width, config.max_width)
+        widths = stage_widths(config.resolution, config.width, config.max_width)
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
             layers += [make_conv(cin, cout, 4, coord=uses_coords(config.encoder_coords, index), stride=2,
@@ -65,7 +42,7 @@ class DCGANDecoder(nn.Module):
 
     def __init__(self, config: VAEModelConfig, out_channels: int) -> None:
         super().__init__()
-        widths = list(reversed(_stage_widths(config.resolution, config.width, config.max_width)))
+        widths = list(reversed(stage_widths(config.resolution, config.width, config.max_width)))
         self.project = nn.Sequential(nn.Linear(config.latent_dim, widths[0] * 16),
                                      nn.Unflatten(1, (widths[0], 4, 4)), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
@@ -90,7 +67,7 @@ class BroadcastDecoder(nn.Module):
         super().__init__()
         size, width = config.broadcast_resolution, config.broadcast_width
         if size > config.resolution or config.resolution % size:
-            raise ValueError(f"broadcast resolution {size} must divide resolution {config.resolution}")
+            raise InputError(f"broadcast resolution {size} must divide resolution {config.resolution}")
         self.register_buffer("coords", coordinate_grid((size, size)), persistent=False)
         layers: list[nn.Module] = [nn.Conv2d(config.latent_dim + 2, width, 3, padding=1),
                                    nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1),
@@ -119,8 +96,6 @@ class VAE(nn.Module):
 
     def __init__(self, config: VAEModelConfig) -> None:
         super().__init__()
-        if config.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {config.decoder!r}; choose from {', '.join(DECODERS)}")
         self.config = config
         self.encoder = Encoder(config)
         decoder_class = DCGANDecoder if config.decoder == "dcgan" else BroadcastDecoder

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 import torch
 from torch import nn
 
-from gen.training import TaskState
+from gen.data.notsoclevr import NotSoClevr
+from gen.task import Task
+from gen.vae.config import VAEConfig
+from gen.vae.evaluation import reconstruction_metrics
 from gen.vae.likelihoods import Likelihood
-from gen.vae.models import VAE, VAEModelConfig
+from gen.vae.models import VAE
 
 PREVIEW_COUNT = 32
-DEFAULT_STEPS = 6_000  # what fits 15 minutes on 2 CPU cores (README)
-
-
-@dataclass
-class VAEConfig:
-    model: VAEModelConfig = field(default_factory=VAEModelConfig)
-    likelihood: str = "bernoulli"
-    beta: float = 1.0
-    kl_warmup: int = 1000
-    lr: float = 1e-3
-
-    def for_data(self, channels: int, resolution: int) -> VAEConfig:
-        """The same VAE sized for images of this channel count and resolution."""
-        return replace(self, model=replace(self.model, channels=channels, resolution=resolution))
 
 
 def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -33,7 +20,7 @@ def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Te
     return 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(1)
 
 
-class VAETask(TaskState):
+class VAETask(Task):
     def __init__(self, config: VAEConfig, device: torch.device, seed: int = 0) -> None:
         self.config = config
         self.vae = VAE(config.model).to(device)
@@ -93,6 +80,10 @@ class VAETask(TaskState):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
+
+    def held_out_metrics(self, held_out: NotSoClevr, device: torch.device) -> dict:
+        """How well reconstructions of the held-out squares place their square."""
+        return reconstruction_metrics(self, held_out, device)
 
     def extra_images(self) -> dict[str, torch.Tensor]:
         if self.preview is None:

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from gen.data.notsoclevr import COLOUR_CHANNELS
+from gen.errors import InputError
 from gen.geometry import DATASETS, decode, validate
 from gen.images import to_uint8
-from gen.interpolation import SAMPLE_BATCH, interpolate, sample_path
+from gen.interpolation.paths import SAMPLE_BATCH, interpolate, sample_path
 from gen.tables import format_rows
 
 MIN_PIXELS = 9  # an object is at least a ninth of a 9 x 9 square; below that it is a speck
@@ -115,7 +116,7 @@ def _nanmean(values: np.ndarray) -> float:
 
 def _expected_colours(dataset: str) -> list[int]:
     if dataset not in DATASETS:
-        raise ValueError(f"the move-vs-fade score needs squares or shapes images, got {dataset!r}")
+        raise InputError(f"the move-vs-fade score needs squares or shapes images, got {dataset!r}")
     return [0] if dataset == "squares" else list(COLOUR_CHANNELS)
 
 
@@ -131,7 +132,7 @@ def score_paths(
     colours = _expected_colours(dataset)
     paths, count = frames.shape[:2]
     if count < MIN_FRAMES:
-        raise ValueError(f"a scored path needs at least {MIN_FRAMES} frames, got {count}")
+        raise InputError(f"a scored path needs at least {MIN_FRAMES} frames, got {count}")
     flat = frames.reshape(paths * count, *frames.shape[2:])
     objects = decode(flat, value_range, grey=dataset == "squares")
     valid = validate(objects, dataset).valid.reshape(paths, count)
@@ -174,7 +175,7 @@ def valid_latents(task, n: int, dataset: str, seed: int, device: torch.device,
     kept, drawn, found = [], 0, 0
     while found < n:
         if drawn >= MAX_DRAWS_PER_ENDPOINT * n:
-            raise ValueError(f"only {found} of {drawn} samples were valid {dataset}; the model is too far "
+            raise InputError(f"only {found} of {drawn} samples were valid {dataset}; the model is too far "
                              f"from the data to find {n} valid path endpoints")
         latents = task.latents(batch, generator)
         images = to_uint8(task.sample(latents.to(device)))
@@ -182,21 +183,6 @@ def valid_latents(task, n: int, dataset: str, seed: int, device: torch.device,
         kept.append(latents[good])
         drawn, found = drawn + batch, found + int(good.sum())
     return torch.cat(kept)[:n], found / drawn
-
-
-@torch.no_grad()
-def encoded_latents(task, images: torch.Tensor, n: int, seed: int, device: torch.device,
-                    batch: int = SAMPLE_BATCH) -> torch.Tensor:
-    """Posterior means (CPU) of n images drawn at random, seeded, from a uint8 N x C x H x W
-    set (VAE tasks only): endpoints that are real images rather than prior samples, so the
-    score is about the path and not about how good prior samples are."""
-    if not hasattr(task, "encode"):
-        raise ValueError("data endpoints need a VAE checkpoint: a GAN has no encoder to map images "
-                         "to latents")
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(len(images), (n,), generator=generator)
-    codes = [task.encode(images[rows].to(device).float() / 127.5 - 1).cpu() for rows in picks.split(batch)]
-    return torch.cat(codes)
 
 
 def score_segments(task, starts: torch.Tensor, ends: torch.Tensor, frames_per_segment: int, mode: str,
@@ -220,7 +206,7 @@ def score_model(task, dataset: str, paths: int, frames_per_segment: int, mode: s
                 device: torch.device) -> tuple[PathScores, float]:
     """Score `paths` seeded paths between valid samples; also the endpoints' valid rate."""
     if paths < 1:
-        raise ValueError(f"path count must be positive, got {paths}")
+        raise InputError(f"path count must be positive, got {paths}")
     _expected_colours(dataset)
     latents, valid_rate = valid_latents(task, 2 * paths, dataset, seed, device)
     return score_segments(task, latents[:paths], latents[paths:], frames_per_segment, mode, dataset,

@@ -9,15 +9,11 @@ bit for bit, so a video passes exactly through its keyframes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from gen.sources import IMAGE_SUFFIXES, load_image_array
+from gen.errors import InputError
 
 MODES = ("slerp", "lerp", "normlerp")
 PARALLEL_SIN = 1e-6  # below this sin(angle) the endpoints' directions are treated as (anti)parallel
@@ -105,7 +101,7 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float,
                 mode: str = "slerp") -> torch.Tensor:
     """The mode's blend of a and b at t (see the module docstring for shapes)."""
     if mode not in INTERPOLATORS:
-        raise ValueError(f"unknown interpolation mode {mode!r}; choose from {', '.join(MODES)}")
+        raise InputError(f"unknown interpolation mode {mode!r}; choose from {', '.join(MODES)}")
     return INTERPOLATORS[mode](a, b, t)
 
 
@@ -119,9 +115,9 @@ def keyframe_path(keyframes: torch.Tensor, frames_per_segment: int, mode: str = 
     """
     count = len(keyframes)
     if count < 2:
-        raise ValueError(f"a path needs at least 2 keyframes, got {count}")
+        raise InputError(f"a path needs at least 2 keyframes, got {count}")
     if frames_per_segment < 1:
-        raise ValueError(f"frames per segment must be positive, got {frames_per_segment}")
+        raise InputError(f"frames per segment must be positive, got {frames_per_segment}")
     t = torch.arange(frames_per_segment, dtype=torch.float64) / frames_per_segment
     t = t.view(-1, *([1] * (keyframes.dim() - 2)))
     segments = count if loop else count - 1
@@ -150,93 +146,3 @@ def sample_path(task, path: torch.Tensor, device: torch.device,
         chunk = path[start:start + step]
         images = task.sample(chunk.reshape(-1, *chunk.shape[2:]).to(device)).cpu()
         yield images.view(len(chunk), paths, *images.shape[1:])
-
-
-def image_shape(task, device: torch.device) -> tuple[int, int, int]:
-    """(C, H, W) of the task's images, read off one sample."""
-    with torch.no_grad():
-        return tuple(task.sample(task.latents(1, torch.Generator()).to(device)).shape[1:])
-
-
-_INDEXED = re.compile(r"^(?P<file>.+\.(?:npz|npy)):(?P<index>-?\d+)$")
-
-
-def load_endpoint_image(spec: str, checkpoint_config: dict) -> np.ndarray:
-    """uint8 H x W x C image named on the command line by `spec`.
-
-    - an image file (.png, .jpg, ...);
-    - FILE.npz:I or FILE.npy:I, image I of an array file (as `gen data make` writes);
-    - a bare integer I, image I of the checkpoint's own Not-so-Clevr set (squares: the
-      3136 squares in `gen data make squares` order; shapes: the run's 50,000-image set).
-    """
-    if re.fullmatch(r"-?\d+", spec):
-        return _dataset_image(int(spec), checkpoint_config)
-    indexed = _INDEXED.match(spec)
-    if indexed:
-        images = load_image_array(indexed["file"])
-        return _pick(images, int(indexed["index"]), indexed["file"])
-    path = Path(spec)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{spec}: expected an image file ({', '.join(IMAGE_SUFFIXES)}), "
-                         "FILE.npz:INDEX, FILE.npy:INDEX or a dataset index")
-    if not path.is_file():
-        raise ValueError(f"{spec} does not exist")
-    picture = np.asarray(Image.open(path))
-    if picture.ndim == 2:
-        picture = picture[..., None]
-    if picture.shape[-1] == 4:
-        picture = picture[..., :3]
-    if picture.dtype != np.uint8 or picture.shape[-1] not in (1, 3):
-        raise ValueError(f"{spec}: expected an 8-bit grey or RGB image, got {picture.dtype} {picture.shape}")
-    return picture
-
-
-def _pick(images: np.ndarray, index: int, origin: str) -> np.ndarray:
-    if not 0 <= index < len(images):
-        raise ValueError(f"{origin}: index {index} is out of range (0..{len(images) - 1})")
-    return images[index]
-
-
-def _dataset_image(index: int, checkpoint_config: dict) -> np.ndarray:
-    images = dataset_images(checkpoint_config)
-    return _pick(images.permute(0, 2, 3, 1).numpy(), index, f"{checkpoint_config['run']['data']} data")
-
-
-def dataset_images(checkpoint_config: dict) -> torch.Tensor:
-    """The checkpoint's own Not-so-Clevr set, uint8 N x C x H x W (squares: all 3136 in
-    `gen data make squares` order; shapes: the run's 50,000 training images)."""
-    from gen.data.batches import SHAPES_TRAIN_COUNT
-    from gen.data.notsoclevr import make_shapes, make_squares
-
-    run = checkpoint_config["run"]
-    if run["data"] == "squares":
-        return make_squares().images
-    if run["data"] == "shapes":
-        return make_shapes(SHAPES_TRAIN_COUNT, seed=run["seed"]).images
-    raise ValueError(f"a dataset image needs a squares or shapes model (this one was trained on "
-                     f"{run['data']}); give an image file instead")
-
-
-def fit_channels(picture: np.ndarray, shape: tuple[int, int, int], origin: str) -> torch.Tensor:
-    """A uint8 H x W x C picture as the model's float 1 x C x H x W input in [-1, 1]:
-    RGB is averaged to grey for 1-channel models and grey repeated for RGB ones; the size
-    must already match (resizing would move the objects the interpolation is about)."""
-    channels, height, width = shape
-    if picture.shape[:2] != (height, width):
-        raise ValueError(f"{origin}: image is {picture.shape[1]} x {picture.shape[0]}, "
-                         f"the model makes {width} x {height}")
-    pixels = torch.tensor(picture, dtype=torch.float32)
-    if pixels.shape[-1] != channels:
-        pixels = pixels.mean(-1, keepdim=True) if channels == 1 else pixels.expand(height, width, channels)
-    return (pixels / 127.5 - 1).permute(2, 0, 1)[None]
-
-
-def encoded_keyframes(task, specs: list[str], checkpoint_config: dict, device: torch.device) -> torch.Tensor:
-    """K x 1 x D posterior means of the images named by specs (VAE tasks only)."""
-    if not hasattr(task, "encode"):
-        raise ValueError("--from-images needs a VAE checkpoint: a GAN has no encoder to map images "
-                         "to latents")
-    shape = image_shape(task, device)
-    images = torch.cat([fit_channels(load_endpoint_image(spec, checkpoint_config), shape, spec)
-                        for spec in specs])
-    return task.encode(images.to(device)).cpu()[:, None]

@@ -1,0 +1,5 @@
+"""`python -m gen ...` (and `torchrun -m gen ...`): the `gen` command line."""
+
+from gen.cli import main
+
+main(prog_name="gen")

@@ -1,0 +1,98 @@
+"""The checkpoint format: one typed record, one loader, and the one place where payloads
+of older formats are converted to the current one.
+
+A checkpoint is a torch file of plain tensors, numbers and strings, loaded with
+weights_only=True (data, never code). Payload keys are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gen.configs import RunConfig, from_dict, to_dict
+from gen.errors import InputError
+from gen.families import family
+from gen.fileio import load_torch, save_torch
+from gen.gan.config import GANConfig
+from gen.vae.config import VAEConfig
+
+FORMAT = 2
+CHECKPOINT_NAME = "checkpoint.pt"
+
+# Format 1 stored generator configs before the tiled G's fields had their tuned defaults;
+# a missing field meant the first tiled G's value.
+FORMAT_1_GENERATOR_DEFAULTS = {"mapping_layers": 0, "first_gain": 1.0, "mapping_tanh": False}
+
+
+def config_record(run: RunConfig, model: GANConfig | VAEConfig) -> dict[str, Any]:
+    """A run's config as plain data, as `config.json` and checkpoints hold it."""
+    return {"run": to_dict(run), "model": to_dict(model)}
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to sample from a run or resume it exactly: its kind and configs,
+    the step, the task's state (networks, optimisers, noise), the global RNG state and the
+    data stream's position."""
+
+    kind: str
+    run: RunConfig
+    model: GANConfig | VAEConfig
+    step: int
+    task: dict[str, Any]
+    rng: dict[str, Any]
+    data: dict[str, Any]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": self.kind, "config": config_record(self.run, self.model),
+                "step": self.step,
+                "task": self.task, "rng": self.rng, "data": self.data}
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_torch(path, self.to_payload())
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Checkpoint:
+        payload = upgrade(payload)
+        config = payload["config"]
+        model_class = family(payload["kind"]).config
+        return cls(kind=payload["kind"], run=from_dict(RunConfig, config["run"]),
+                   model=from_dict(model_class, config["model"]), step=payload["step"],
+                   task=payload["task"], rng=payload["rng"], data=payload["data"])
+
+
+def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload of any format this version reads, converted to the current format."""
+    version = payload.get("format")
+    if version == 1:
+        model = payload["config"]["model"]
+        if payload["kind"] == "gan":
+            model = {**model, "generator": {**FORMAT_1_GENERATOR_DEFAULTS, **model["generator"]}}
+        payload = {**payload, "format": 2, "config": {**payload["config"], "model": model}}
+        version = 2
+    if version != FORMAT:
+        raise InputError(f"checkpoint format {version!r} is not one this version reads (1 to {FORMAT})")
+    return payload
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint file of a path: the file itself, or a run directory's latest."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file or a run directory's latest checkpoint, of any known format."""
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise InputError(f"no checkpoint at {path}")
+    try:
+        payload = load_torch(path)
+    except Exception as error:  # torch raises many types for foreign or corrupt files
+        raise InputError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or not {"format", "kind", "config"} <= set(payload):
+        raise InputError(f"{path} is not a coordgen checkpoint")
+    return Checkpoint.from_payload(payload)

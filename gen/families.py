@@ -1,0 +1,35 @@
+"""The model families a run can train, by the `kind` a checkpoint records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gen.errors import InputError
+from gen.gan.config import GANConfig
+from gen.gan.task import GANTask
+from gen.task import Task
+from gen.vae.config import VAEConfig
+from gen.vae.task import VAETask
+
+
+@dataclass(frozen=True)
+class Family:
+    config: type[GANConfig] | type[VAEConfig]
+    task: type[Task]
+
+
+FAMILIES: dict[str, Family] = {"gan": Family(GANConfig, GANTask), "vae": Family(VAEConfig, VAETask)}
+
+
+def family(kind: str) -> Family:
+    if kind not in FAMILIES:
+        raise InputError(f"unknown model kind {kind!r}; choose from {', '.join(FAMILIES)}")
+    return FAMILIES[kind]
+
+
+def kind_of(config: GANConfig | VAEConfig) -> str:
+    """The family name of a model config."""
+    for kind, entry in FAMILIES.items():
+        if isinstance(config, entry.config):
+            return kind
+    raise TypeError(f"not a model config: {type(config).__name__}")

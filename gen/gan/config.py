@@ -1,0 +1,134 @@
+"""GAN configs and the per-generator presets, with their real defaults.
+
+`GANConfig()` is what `gen train gan` trains (the DCGAN); `GAN_PRESETS["tiled"]` is what
+`gen train gan --coordconv` trains (the authors' tiled CoordConv generator). Each preset's
+settings are the best measured on squares on 2 CPU cores, with the steps that fit the
+15-minute budget there (README: the measurements and ablations behind each value).
+No torch here: the command line reads the presets for its help text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from gen.configs import Preset, Schedule
+from gen.errors import InputError
+
+ARCHS = ("dcgan", "tiled")
+LOSSES = ("nonsaturating", "hinge")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+PLACEMENTS = ("none", "first", "all")
+
+
+@dataclass
+class GeneratorConfig:
+    arch: str = "dcgan"  # "dcgan" or "tiled" (the authors' CoordConv generator)
+    resolution: int = 64
+    channels: int = 1
+    latent_dim: int = 64
+    width: int = 8
+    max_width: int = 512
+    coord_layers: str = "none"
+    upsample: str = "transpose"  # dcgan: "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
+    output_bias: float = -3.0  # last layer's initial bias; -3 starts the DCGAN from a black background
+    mapping_layers: int = 2  # tiled: MLP layers on z before it is tiled
+    first_gain: float = 2.0  # tiled: gain on the first per-pixel layer
+    mapping_tanh: bool = True  # tiled: the mapping's last activation is tanh, not ReLU
+
+    def __post_init__(self) -> None:
+        _check_choice("generator arch", self.arch, ARCHS)
+        _check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+        _check_choice("upsample", self.upsample, ("transpose", "nearest"))
+        if self.mapping_tanh and self.mapping_layers < 1:
+            raise InputError("mapping_tanh needs mapping_layers >= 1")
+
+
+@dataclass
+class DiscriminatorConfig:
+    resolution: int = 64
+    channels: int = 1
+    width: int = 8
+    max_width: int = 512
+    coord_layers: str = "none"
+    minibatch_std: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+
+
+@dataclass
+class GANConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: str = "nonsaturating"
+    latent: str = "normal"
+    g_lr: float = 5e-4
+    d_lr: float = 5e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 1.0
+    r1_every: int = 4
+    g_steps: int = 1
+    ema_beta: float = 0.999
+
+    def __post_init__(self) -> None:
+        _check_choice("GAN loss", self.loss, LOSSES)
+        _check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
+
+    def for_data(self, channels: int, resolution: int) -> GANConfig:
+        """The same GAN sized for images of this channel count and resolution."""
+        shape = {"channels": channels, "resolution": resolution}
+        return replace(self, generator=replace(self.generator, **shape),
+                       discriminator=replace(self.discriminator, **shape))
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
+
+
+# The tiled G trains only against the authors' slower D (lr 1e-4, two G steps per D step),
+# a wider D and a ramp-down; its last layer starts at 0 (its He-initialised stack needs no
+# dark start).
+GAN_PRESETS: dict[str, Preset[GANConfig]] = {
+    "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
+    "tiled": Preset(
+        GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0),
+                  discriminator=DiscriminatorConfig(width=16), d_lr=1e-4, g_steps=2),
+        Schedule(steps=5_000, lr_rampdown=0.3)),
+}
+
+
+def resolve_placement(coordconv: bool, coord_in: str = "both", coord_layers: str = "all",
+                      arch: str | None = None) -> tuple[str, str, str]:
+    """(arch, G coord_layers, D coord_layers) for the CoordConv switches: with CoordConv in G
+    the default G is the tiled one, which sees coordinates at every pixel, so `first`
+    placement in G needs the DCGAN G."""
+    g_coords = coord_layers if coordconv and coord_in in ("both", "g") else "none"
+    d_coords = coord_layers if coordconv and coord_in in ("both", "d") else "none"
+    arch = arch or ("tiled" if g_coords != "none" else "dcgan")
+    if arch == "tiled" and g_coords == "first":
+        raise InputError("--coord-layers first needs a DCGAN G (--arch dcgan) or --coord-in d: the tiled G "
+                         "sees coordinates at every pixel")
+    return arch, g_coords, d_coords
+
+
+def gan_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: str = "all",
+               arch: str | None = None, generator: dict | None = None, discriminator: dict | None = None,
+               **settings) -> Preset[GANConfig]:
+    """The preset for the CoordConv switches and generator architecture, with CoordConv
+    placed and any other field replaced: `generator` and `discriminator` replace fields
+    of those configs, `settings` fields of GANConfig. None values are left at the preset's."""
+    arch, g_coords, d_coords = resolve_placement(coordconv, coord_in, coord_layers, arch)
+    _check_choice("generator arch", arch, ARCHS)
+    preset = GAN_PRESETS[arch]
+    model = preset.model
+    model = replace(
+        model,
+        generator=replace(model.generator, coord_layers=g_coords, **_given(generator or {})),
+        discriminator=replace(model.discriminator, coord_layers=d_coords, **_given(discriminator or {})),
+        **_given(settings))
+    return Preset(model, preset.schedule)
+
+
+def _given(values: dict) -> dict:
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,79 @@
+"""VAE configs and the preset, with their real defaults: `VAEConfig()` is what
+`gen train vae` trains on squares and shapes. No torch here (the command line reads it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from gen.configs import Preset, Schedule
+from gen.errors import InputError
+
+DECODERS = ("dcgan", "broadcast")
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
+PLACEMENTS = ("none", "first", "all")
+GENERATED_DATA = ("squares", "shapes")
+
+
+@dataclass
+class VAEModelConfig:
+    resolution: int = 64
+    channels: int = 1
+    latent_dim: int = 8
+    width: int = 16
+    max_width: int = 256
+    encoder_coords: str = "none"
+    decoder_coords: str = "none"
+    decoder: str = "dcgan"
+    broadcast_width: int = 32
+    broadcast_resolution: int = 16
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise InputError(f"unknown decoder {self.decoder!r}; choose from {', '.join(DECODERS)}")
+        for name in ("encoder_coords", "decoder_coords"):
+            value = getattr(self, name)
+            if value not in PLACEMENTS:
+                raise InputError(f"unknown {name} {value!r}; choose from {', '.join(PLACEMENTS)}")
+
+
+@dataclass
+class VAEConfig:
+    model: VAEModelConfig = field(default_factory=VAEModelConfig)
+    likelihood: str = "bernoulli"
+    beta: float = 1.0
+    kl_warmup: int = 1000
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise InputError(f"unknown likelihood {self.likelihood!r}; choose from {', '.join(LIKELIHOODS)}")
+
+    def for_data(self, channels: int, resolution: int) -> VAEConfig:
+        """The same VAE sized for images of this channel count and resolution."""
+        return replace(self, model=replace(self.model, channels=channels, resolution=resolution))
+
+
+VAE_PRESET: Preset[VAEConfig] = Preset(VAEConfig(), Schedule(steps=6_000))
+
+
+def default_likelihood(data: str) -> str:
+    """Bernoulli for the binary Not-so-Clevr sets, discretised Gaussian for natural images."""
+    return "bernoulli" if data in GENERATED_DATA else "discretized"
+
+
+def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: str = "all",
+               data: str = "squares", likelihood: str | None = None, model: dict | None = None,
+               **settings) -> Preset[VAEConfig]:
+    """The VAE preset for the CoordConv switches (`coord_in`: both, encoder or decoder) and
+    the data, with any field replaced: `model` replaces VAEModelConfig fields, `settings`
+    VAEConfig fields. None values are left at the preset's."""
+    if coord_in not in ("both", "encoder", "decoder"):
+        raise InputError(f"unknown coord_in {coord_in!r}; choose from both, encoder, decoder")
+    config = VAE_PRESET.model
+    placement = {half + "_coords": coord_layers if coordconv and coord_in in ("both", half) else "none"
+                 for half in ("encoder", "decoder")}
+    given = {key: value for key, value in (model or {}).items() if value is not None}
+    config = replace(config, model=replace(config.model, **placement, **given),
+                     likelihood=likelihood or default_likelihood(data),
+                     **{key: value for key, value in settings.items() if value is not None})
+    return Preset(config, VAE_PRESET.schedule)

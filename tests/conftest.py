@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny run settings and models, trained tiny checkpoints, and checkpoints
+saved by older versions of the checkpoint format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gen import runs
+from gen.configs import RunConfig
+from gen.gan.config import DiscriminatorConfig, GANConfig, GeneratorConfig
+from gen.vae.config import VAEConfig, VAEModelConfig
+
+TINY_RUN = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
+                eval_samples=32, device="cpu", workers=0)
+OLD_CHECKPOINTS = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """Factory of RunConfigs: a few CPU steps at batch 4, any field overridable."""
+
+    def make(**overrides) -> RunConfig:
+        return RunConfig(**{**TINY_RUN, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_gan() -> GANConfig:
+    """A DCGAN GAN small enough to train a few steps in a second."""
+    return GANConfig(generator=GeneratorConfig(latent_dim=8, width=4, output_bias=0.0),
+                     discriminator=DiscriminatorConfig(width=4), r1_every=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae():
+    """Factory of small VAE configs; keyword arguments replace VAEModelConfig fields."""
+
+    def make(**model) -> VAEConfig:
+        return VAEConfig(model=VAEModelConfig(latent_dim=4, width=4, broadcast_width=4, **model), kl_warmup=2)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def gan_checkpoint(tmp_path_factory, tiny_run, tiny_gan) -> Path:
+    """A GAN trained two steps on squares (its samples are not yet squares)."""
+    return runs.start(tiny_run(steps=2, eval_every=100), tiny_gan, tmp_path_factory.mktemp("gan") / "run")
+
+
+@pytest.fixture(scope="session")
+def vae_checkpoint(tmp_path_factory, tiny_run, tiny_vae) -> Path:
+    """A VAE (latent 4) trained two steps on squares."""
+    return runs.start(tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path_factory.mktemp("vae") / "run")
+
+
+@pytest.fixture(params=["gan-tiled", "gan-dcgan", "vae"])
+def format1_checkpoint(request) -> Path:
+    """Checkpoints of format 1, as saved before the format-2 configs (tests/data/README.md)."""
+    return OLD_CHECKPOINTS / "format1" / f"{request.param}.pt"
