@@ -14,16 +14,18 @@ import time
 
 import torch
 
+from gen.configs import Preset
 from gen.data import make_squares
-from gen.gan.task import ARCH_DEFAULTS, GANTask, default_config, resolve_placement
+from gen.gan.config import GANConfig, gan_preset
+from gen.gan.task import GANTask
 
-# What `gen train gan` and `gen train gan --coordconv` build: (arch, G coords, D coords).
-MODELS = {"conv (gen train gan)": resolve_placement(False),
-          "CoordConv (gen train gan --coordconv)": resolve_placement(True)}
+# What `gen train gan` and `gen train gan --coordconv` train.
+MODELS = {"conv (gen train gan)": gan_preset(),
+          "CoordConv (gen train gan --coordconv)": gan_preset(coordconv=True)}
 
 
-def seconds_per_step(model: tuple[str, str, str], steps: int, batch_size: int, device: torch.device) -> float:
-    task = GANTask(default_config(*model).for_data(1, 64), device)
+def seconds_per_step(preset: Preset[GANConfig], steps: int, batch_size: int, device: torch.device) -> float:
+    task = GANTask(preset.model.for_data(1, 64), device)
     images = make_squares().float_images().to(device)
     order = torch.randint(len(images), (steps + 5, batch_size), generator=torch.Generator().manual_seed(0))
     for step in range(5):  # warm-up: allocator, kernels, lazy R1 on step 0
@@ -52,9 +54,9 @@ def main() -> None:
     print("| model | s / step | default steps | projected minutes |")
     print("|---|---:|---:|---:|")
     timings = {}
-    for name, model in MODELS.items():
-        seconds = seconds_per_step(model, args.steps, args.batch_size, device)
-        default_steps = ARCH_DEFAULTS[model[0]]["steps"]
+    for name, preset in MODELS.items():
+        seconds = seconds_per_step(preset, args.steps, args.batch_size, device)
+        default_steps = preset.schedule.steps
         timings[name] = seconds
         print(f"| {name} | {seconds:.4f} | {default_steps} | {seconds * default_steps / 60:.1f} |")
     conv, coord = timings.values()

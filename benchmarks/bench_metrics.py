@@ -17,6 +17,7 @@ import torch
 
 from gen.data.notsoclevr import make_shapes, render_squares, square_centres
 from gen.geometry import decode_samples
+from gen.images import to_model_range
 from gen.metrics import evaluate_samples
 
 DECODE_TARGET = 20_000  # images per second
@@ -39,7 +40,7 @@ def batches(n: int) -> dict[str, np.ndarray | torch.Tensor]:
     squares = render_squares(centres)
     return {
         "squares uint8 NHWC": squares.permute(0, 2, 3, 1).numpy(),
-        "squares float [-1,1] NCHW": squares.float() / 127.5 - 1,
+        "squares float [-1,1] NCHW": to_model_range(squares),
         "shapes uint8 NHWC (RGB)": make_shapes(n, seed=0).to_arrays()["images"],
     }
 

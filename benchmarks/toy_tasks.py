@@ -36,13 +36,13 @@ def command(task: str, coordconv: bool, split: str, device: str) -> list[str]:
 def run_row(task: str, coordconv: bool, split: str, device: str) -> dict:
     """Run one command end to end; add its whole wall time (process start included).
 
-    It runs as `python -m cli` from this checkout, so the code measured is the code here
+    It runs as `python -m gen` from this checkout, so the code measured is the code here
     even where the `gen` on PATH belongs to another install."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "row.json"
         start = time.perf_counter()
         args = command(task, coordconv, split, device)[1:]
-        subprocess.run([sys.executable, "-m", "cli", *args, "--quiet", "--json", str(out)],
+        subprocess.run([sys.executable, "-m", "gen", *args, "--quiet", "--json", str(out)],
                        check=True, stdout=subprocess.DEVNULL, cwd=REPO)
         record = json.loads(out.read_text())
     record["command_seconds"] = round(time.perf_counter() - start, 1)

@@ -172,8 +172,8 @@ def launch_training(kind: str, preset, options: dict, tag: str) -> None:
             flags = ", ".join("--" + name.replace("_", "-") for name in changed)
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
+        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"])
         click.echo(f"resuming {run_dir}")
-        checkpoint = runs.resume(run_dir, options["steps"], options["device"])
     else:
         settings = {name: value for name, value in options.items()
                     if name in RUN_FIELDS and value is not None}
@@ -181,8 +181,9 @@ def launch_training(kind: str, preset, options: dict, tag: str) -> None:
                         resolution=int(options["resolution"]))
         run = preset.run_config(**settings)
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
+        prepared = runs.prepare_start(run, preset.model, run_dir)
         click.echo(f"run directory: {run_dir}")
-        checkpoint = runs.start(run, preset.model, run_dir)
+    checkpoint = prepared.train()
     click.echo(f"done: checkpoint {checkpoint}, samples {run_dir / 'samples.png'}, "
                f"TensorBoard logs {run_dir / 'tb'}")
 

@@ -10,13 +10,14 @@ import dataclasses
 import datetime
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
 from gen.configs import RunConfig
-from gen.data.batches import RunDataset, run_dataset
+from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.errors import InputError
 from gen.families import family, kind_of
 from gen.gan.config import GANConfig
@@ -52,9 +53,28 @@ def evaluator(data: RunDataset, run: RunConfig, device: torch.device) -> Callabl
     return evaluate
 
 
-def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> Path:
-    """Train a new run in run_dir (which must not hold a checkpoint yet); the model is sized
-    for the run's data."""
+@dataclass
+class PreparedRun:
+    """A run with its data, task and state built and checked, and nothing written yet: bad
+    input has been reported before the caller says where the run goes."""
+
+    task: Task
+    run: RunConfig
+    batches: TensorBatches | LoaderBatches
+    run_dir: Path
+    device: torch.device
+    start_step: int
+    evaluate: Callable[[Task], dict] | None
+
+    def train(self) -> Path:
+        """Train to `run.steps`; returns the latest checkpoint's path."""
+        return train(self.task, self.run, self.batches, self.run_dir, self.device, self.start_step,
+                     self.evaluate)
+
+
+def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> PreparedRun:
+    """A new run in run_dir (which must not hold a checkpoint yet), the model sized for the
+    run's data."""
     run_dir = Path(run_dir)
     if (run_dir / CHECKPOINT_NAME).exists():
         raise InputError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
@@ -64,12 +84,13 @@ def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLi
     model = model.for_data(data.channels, run.resolution)
     task = build_task(model, device, run.seed)
     batches = data.batches(run.batch_size, run.seed, run.workers, device)
-    return train(task, run, batches, run_dir, device, 0, evaluator(data, run, device))
+    return PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device))
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None) -> Path:
-    """Continue a run from its latest checkpoint, optionally to a new total step count or on
-    another device."""
+def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
+                   device_name: str | None = None) -> PreparedRun:
+    """The run in run_dir restored from its latest checkpoint, optionally to a new total step
+    count or on another device."""
     run_dir = Path(run_dir)
     checkpoint = load_checkpoint(run_dir)
     run = checkpoint.run
@@ -86,7 +107,17 @@ def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: st
     batches = data.batches(run.batch_size, run.seed, run.workers, device)
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)
-    return train(task, run, batches, run_dir, device, checkpoint.step, evaluator(data, run, device))
+    return PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluator(data, run, device))
+
+
+def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> Path:
+    """Train a new run in run_dir; returns its latest checkpoint's path."""
+    return prepare_start(run, model, run_dir).train()
+
+
+def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None) -> Path:
+    """Continue a run from its latest checkpoint; returns the latest checkpoint's path."""
+    return prepare_resume(run_dir, steps, device_name).train()
 
 
 def load_task(checkpoint: str | os.PathLike, device: torch.device) -> tuple[Task, Checkpoint]:

@@ -146,3 +146,15 @@ def test_negative_output_bias_starts_from_a_black_background():
     torch.manual_seed(0)
     gen = build_generator(GeneratorConfig(width=4, latent_dim=8, output_bias=-3.0)).eval()
     assert (gen(torch.randn(16, 8)) < 0).float().mean() > 0.99
+
+
+def test_stage_widths_double_as_maps_halve_and_are_capped():
+    from gen.layers import stage_widths
+
+    assert stage_widths(64, 8, 512) == [8, 16, 32, 64]  # at 32, 16, 8 and 4 px
+    assert stage_widths(128, 8, 32) == [8, 16, 32, 32, 32]
+    assert stage_widths(32, 4, 512) == [4, 8, 16]
+    with pytest.raises(ValueError, match="resolution must be one of"):
+        stage_widths(48, 8, 512)
+    dcgan = build_generator(GeneratorConfig(width=4))
+    assert dcgan.project[0].out_features == 32 * 16  # the coarsest stage is the widest

@@ -427,3 +427,15 @@ def test_cli_vae_errors(tmp_path, vae_checkpoint, images, extra, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "v.gif").exists()
+
+
+def test_interpolate_checkpoint_from_python(tmp_path, vae_checkpoint):
+    from gen.interpolation import interpolate_checkpoint
+
+    result = interpolate_checkpoint(vae_checkpoint, tmp_path / "v.png", score=True, frames_per_segment=4,
+                                    grid=(1, 2), keyframes=2, paths=3, endpoints="data", device="cpu")
+    assert result.frames == 8 and (tmp_path / "v.png").is_file()
+    assert len(result.scores) == 3 and result.record["endpoints"] == "data"
+    assert result.endpoints.startswith("encodings of random pairs of the 3136 squares")
+    with pytest.raises(ValueError, match="nothing to do"):
+        interpolate_checkpoint(vae_checkpoint)

@@ -120,3 +120,14 @@ def test_render_and_one_hot_helpers_agree():
     image = render_squares(centres)[0, 0]
     assert image[20, 10] == 255 and image[20, 15] == 0 and image[24, 14] == 255
     assert one_hot_maps(centres)[0, 20, 10] == 1
+
+
+def test_image_range_helpers_round_trip():
+    from gen.images import from_uint8, to_model_range, to_uint8
+
+    pixels = torch.tensor([0, 1, 127, 128, 254, 255], dtype=torch.uint8).view(1, 1, 2, 3)
+    floats = to_model_range(pixels)
+    assert floats.dtype == torch.float32 and floats.shape == pixels.shape
+    assert floats.min() == -1 and floats.max() == 1
+    assert (to_uint8(floats) == pixels.permute(0, 2, 3, 1).numpy()).all()
+    assert torch.equal(from_uint8(pixels.permute(0, 2, 3, 1)), floats)

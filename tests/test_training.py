@@ -266,3 +266,29 @@ def test_ema_horizon_ramps_up_with_training(tiny_gan):
     before = ema.detach().clone()
     task.update_ema(step=0)  # horizon 10 steps at the start: beta = 0.1
     assert torch.allclose(ema, 0.1 * before + 0.9 * live.detach(), atol=1e-6)
+
+
+def test_run_dataset_builds_each_source_one_way(tmp_path):
+    uniform = run_dataset(RunConfig(steps=1, split="uniform", seed=3))
+    assert uniform.geometry == "squares" and uniform.channels == 1
+    assert len(uniform.train_images()) == 3136 - 627 and len(uniform.held_out()) == 627
+    assert run_dataset(RunConfig(steps=1)).held_out() is None
+    shapes = run_dataset(RunConfig(steps=1, data="shapes", seed=1))
+    assert shapes.geometry == "shapes" and shapes.channels == 3 and shapes.held_out() is None
+    assert torch.equal(shapes.train_images()[:5], run_dataset(RunConfig(steps=1, data="shapes", seed=1))
+                       .train_images()[:5])
+    for i in range(2):
+        colour_image((i * 30, 0, 0)).save(tmp_path / f"{i}.png")
+    folder = run_dataset(RunConfig(steps=1, data="folder", root=str(tmp_path), resolution=32))
+    assert folder.geometry is None and folder.channels == 3 and len(folder.files) == 2
+    with pytest.raises(ValueError, match="not a generated set"):
+        folder.train_images()
+    with pytest.raises(ValueError, match="needs --root"):
+        run_dataset(RunConfig(steps=1, data="lsun"))
+
+
+def test_run_config_checks_its_schedule():
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        RunConfig(steps=0)
+    with pytest.raises(ValueError, match="lr_rampdown"):
+        RunConfig(steps=10, lr_rampdown=2.0)

@@ -150,3 +150,26 @@ def test_cli_train_vae_and_sample(tmp_path):
     assert model["likelihood"] == "bernoulli"
     result = runner.invoke(main, ["sample", str(run_dir), "--n", "4", "--out", str(tmp_path / "s.npz")])
     assert result.exit_code == 0, result.output
+
+
+def test_vae_preset_places_coordconv_and_picks_the_likelihood_for_the_data():
+    from gen.vae.config import VAE_PRESET, vae_preset
+
+    assert vae_preset().model == VAEConfig() == VAE_PRESET.model
+    decoder_only = vae_preset(coordconv=True, coord_in="decoder", coord_layers="first").model.model
+    assert (decoder_only.encoder_coords, decoder_only.decoder_coords) == ("none", "first")
+    assert vae_preset(data="lsun").model.likelihood == "discretized"
+    assert vae_preset(data="lsun", likelihood="gaussian").model.likelihood == "gaussian"
+    assert vae_preset(model={"width": 3, "latent_dim": None}, beta=None).model.model.width == 3
+    with pytest.raises(ValueError, match="unknown decoder"):
+        vae_preset(model={"decoder": "pixelcnn"})
+
+
+def test_only_models_with_an_encoder_pass_require_encoder(tiny_vae, tiny_gan):
+    from gen.gan.task import GANTask
+    from gen.task import require_encoder
+
+    vae = VAETask(tiny_vae(), torch.device("cpu"))
+    assert require_encoder(vae, "--from-images") is vae
+    with pytest.raises(ValueError, match="--from-images needs a VAE checkpoint"):
+        require_encoder(GANTask(tiny_gan, torch.device("cpu")), "--from-images")

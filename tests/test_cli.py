@@ -1,0 +1,74 @@
+import importlib.util
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from gen.cli import main
+
+TRAIN = ["train", "gan", "--steps", "2", "--batch-size", "4", "--g-width", "4", "--d-width", "4",
+         "--latent-dim", "8", "--eval-every", "100", "--device", "cpu"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_and_python_m_list_the_same_commands():
+    script = shutil.which("gen")
+    assert script is not None, "pip install -e . puts the gen console script on PATH"
+    listed = run(script, "--help")
+    module = run(sys.executable, "-m", "gen", "--help")
+    assert listed.returncode == module.returncode == 0
+    assert listed.stdout == module.stdout
+    assert all(command in listed.stdout for command in ("data", "train", "sample", "metrics", "interpolate"))
+
+
+def test_nothing_named_cli_is_installed_at_the_top_level():
+    assert importlib.util.find_spec("cli") is None
+
+
+def test_help_imports_no_torch():
+    code = ("import sys; from gen.cli import main; main(['train', 'gan', '--help'], standalone_mode=False); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bug_inside_the_training_step_keeps_its_traceback(tmp_path, monkeypatch):
+    """A ValueError from a broken model is a bug, not bad input: no one-line exit 2."""
+    from gen.gan.models import DCGANGenerator
+
+    def broken(self, z):
+        raise ValueError("shapes do not match inside the model")
+
+    monkeypatch.setattr(DCGANGenerator, "forward", broken)
+    result = CliRunner().invoke(main, [*TRAIN, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValueError) and "inside the model" in str(result.exception)
+    assert "Error:" not in result.output
+
+
+def test_the_traceback_reaches_the_terminal(tmp_path):
+    code = ("from gen.gan import models\n"
+            "def broken(self, z):\n    raise ValueError('shapes do not match inside the model')\n"
+            "models.DCGANGenerator.forward = broken\n"
+            "from gen.cli import main\n"
+            f"main({[*TRAIN, '--out', str(tmp_path / 'run')]!r}, prog_name='gen')\n")
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "inside the model" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "lsun"], "--data lsun needs --root"),
+    (["--resolution", "32"], "squares images are 64 x 64"),
+    (["--coordconv", "--coord-layers", "first"], "--coord-layers first needs a DCGAN G"),
+])
+def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
+    result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
