@@ -439,9 +439,9 @@ def toy(task: str, coordconv: bool, split: str | None, data_path: Path | None, e
     (x, y) -> one-hot pixel, RENDER (x, y) -> square image, REGRESS one-hot image -> (x, y).
     Prints train and test accuracy / IOU / pixel error, parameter count and wall time."""
     from gen.data import NotSoClevr
+    from gen.devices import resolve_device
     from gen.fileio import save_json
     from gen.toy.train import METRICS, ToyConfig, train_toy
-    from gen.training import resolve_device
 
     if split is not None and data_path is not None:
         raise InputError("--split and --data are exclusive: a --data file carries its own split")

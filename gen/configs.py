@@ -36,6 +36,12 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    """InputError naming the choices unless `value` is one of them."""
+    if value not in choices:
+        raise InputError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as the plain dict that JSON and checkpoints hold."""
     return dataclasses.asdict(config)

@@ -18,12 +18,13 @@ import torch
 from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
 from gen.configs import RunConfig
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
+from gen.devices import resolve_device
 from gen.errors import InputError
 from gen.families import family, kind_of
 from gen.gan.config import GANConfig
 from gen.metrics.coverage import evaluate_samples
 from gen.task import Task
-from gen.training import draw_samples, resolve_device, seed_everything, set_rng_state, train
+from gen.training import draw_samples, seed_everything, set_rng_state, train
 from gen.vae.config import VAEConfig
 
 

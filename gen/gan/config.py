@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import Preset, Schedule
+from gen.configs import Preset, Schedule, check_choice
 from gen.errors import InputError
 
 ARCHS = ("dcgan", "tiled")
@@ -36,9 +36,9 @@ class GeneratorConfig:
     mapping_tanh: bool = True  # tiled: the mapping's last activation is tanh, not ReLU
 
     def __post_init__(self) -> None:
-        _check_choice("generator arch", self.arch, ARCHS)
-        _check_choice("coord_layers", self.coord_layers, PLACEMENTS)
-        _check_choice("upsample", self.upsample, ("transpose", "nearest"))
+        check_choice("generator arch", self.arch, ARCHS)
+        check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+        check_choice("upsample", self.upsample, ("transpose", "nearest"))
         if self.mapping_tanh and self.mapping_layers < 1:
             raise InputError("mapping_tanh needs mapping_layers >= 1")
 
@@ -53,7 +53,7 @@ class DiscriminatorConfig:
     minibatch_std: bool = True
 
     def __post_init__(self) -> None:
-        _check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+        check_choice("coord_layers", self.coord_layers, PLACEMENTS)
 
 
 @dataclass
@@ -71,19 +71,14 @@ class GANConfig:
     ema_beta: float = 0.999
 
     def __post_init__(self) -> None:
-        _check_choice("GAN loss", self.loss, LOSSES)
-        _check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
+        check_choice("GAN loss", self.loss, LOSSES)
+        check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
 
     def for_data(self, channels: int, resolution: int) -> GANConfig:
         """The same GAN sized for images of this channel count and resolution."""
         shape = {"channels": channels, "resolution": resolution}
         return replace(self, generator=replace(self.generator, **shape),
                        discriminator=replace(self.discriminator, **shape))
-
-
-def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
 # The tiled G trains only against the authors' slower D (lr 1e-4, two G steps per D step),
@@ -119,7 +114,7 @@ def gan_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: st
     placed and any other field replaced: `generator` and `discriminator` replace fields
     of those configs, `settings` fields of GANConfig. None values are left at the preset's."""
     arch, g_coords, d_coords = resolve_placement(coordconv, coord_in, coord_layers, arch)
-    _check_choice("generator arch", arch, ARCHS)
+    check_choice("generator arch", arch, ARCHS)
     preset = GAN_PRESETS[arch]
     model = preset.model
     model = replace(

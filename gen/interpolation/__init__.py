@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gen.data.batches import GENERATED_SOURCES
+from gen.devices import resolve_device
 from gen.errors import InputError
 from gen.interpolation.endpoints import dataset_images, encoded_keyframes, encoded_latents
 from gen.interpolation.paths import (
@@ -24,7 +25,6 @@ from gen.interpolation.paths import (
 from gen.interpolation.score import MIN_FRAMES, PathScores, score_model, score_segments
 from gen.runs import load_task
 from gen.task import require_encoder
-from gen.training import resolve_device
 from gen.video import check_format, write_animation
 
 __all__ = ["MODES", "InterpolationResult", "interpolate", "interpolate_checkpoint", "keyframe_path", "lerp",

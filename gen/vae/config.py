@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import Preset, Schedule
-from gen.errors import InputError
+from gen.configs import Preset, Schedule, check_choice
 
 DECODERS = ("dcgan", "broadcast")
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
@@ -28,12 +27,9 @@ class VAEModelConfig:
     broadcast_resolution: int = 16
 
     def __post_init__(self) -> None:
-        if self.decoder not in DECODERS:
-            raise InputError(f"unknown decoder {self.decoder!r}; choose from {', '.join(DECODERS)}")
-        for name in ("encoder_coords", "decoder_coords"):
-            value = getattr(self, name)
-            if value not in PLACEMENTS:
-                raise InputError(f"unknown {name} {value!r}; choose from {', '.join(PLACEMENTS)}")
+        check_choice("decoder", self.decoder, DECODERS)
+        check_choice("encoder_coords", self.encoder_coords, PLACEMENTS)
+        check_choice("decoder_coords", self.decoder_coords, PLACEMENTS)
 
 
 @dataclass
@@ -45,8 +41,7 @@ class VAEConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.likelihood not in LIKELIHOODS:
-            raise InputError(f"unknown likelihood {self.likelihood!r}; choose from {', '.join(LIKELIHOODS)}")
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
 
     def for_data(self, channels: int, resolution: int) -> VAEConfig:
         """The same VAE sized for images of this channel count and resolution."""
@@ -67,8 +62,7 @@ def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: st
     """The VAE preset for the CoordConv switches (`coord_in`: both, encoder or decoder) and
     the data, with any field replaced: `model` replaces VAEModelConfig fields, `settings`
     VAEConfig fields. None values are left at the preset's."""
-    if coord_in not in ("both", "encoder", "decoder"):
-        raise InputError(f"unknown coord_in {coord_in!r}; choose from both, encoder, decoder")
+    check_choice("coord_in", coord_in, ("both", "encoder", "decoder"))
     config = VAE_PRESET.model
     placement = {half + "_coords": coord_layers if coordconv and coord_in in ("both", half) else "none"
                  for half in ("encoder", "decoder")}
