@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gen.configs import RunConfig, from_dict, to_dict
 from gen.errors import InputError
-from gen.families import family
+from gen.families import build_task, family
 from gen.fileio import load_torch, save_torch
 from gen.gan.config import GANConfig
+from gen.task import Task
 from gen.vae.config import VAEConfig
 
 FORMAT = 2
@@ -47,6 +50,7 @@ class Checkpoint:
     data: dict[str, Any]
 
     def to_payload(self) -> dict[str, Any]:
+        """The plain-data dict a checkpoint file holds."""
         return {"format": FORMAT, "kind": self.kind, "config": config_record(self.run, self.model),
                 "step": self.step,
                 "task": self.task, "rng": self.rng, "data": self.data}
@@ -96,3 +100,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not isinstance(payload, dict) or not {"format", "kind", "config"} <= set(payload):
         raise InputError(f"{path} is not a coordgen checkpoint")
     return Checkpoint.from_payload(payload)
+
+
+def load_task(path: str | os.PathLike, device: torch.device) -> tuple[Task, Checkpoint]:
+    """The trained task of a checkpoint (file or run directory) and the checkpoint itself,
+    for sampling, metrics and interpolation."""
+    record = load_checkpoint(path)
+    task = build_task(record.model, device)
+    task.load_state_dict(record.task)
+    return task, record

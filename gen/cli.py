@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from gen.configs import RunConfig
+from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig
 from gen.errors import InputError
-from gen.gan.config import GAN_PRESETS
-from gen.vae.config import VAE_PRESET
+from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES
+from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_likelihood
 
 
 class BadInput(click.ClickException):
@@ -42,8 +42,8 @@ def data() -> None:
 
 
 @data.command("make")
-@click.argument("dataset", type=click.Choice(["squares", "shapes"]))
-@click.option("--split", type=click.Choice(["all", "uniform", "quadrant"]), default="all",
+@click.argument("dataset", type=click.Choice(GENERATED_SOURCES))
+@click.option("--split", type=click.Choice(SPLITS), default="all",
               show_default=True, help="squares only: which centres are marked test.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="squares uniform split: share of centres held out.")
@@ -91,8 +91,9 @@ def train() -> None:
     """Train a GAN or a VAE (same loop, flags and run layout)."""
 
 
-def _run_default(name: str):
-    return RunConfig.__dataclass_fields__[name].default
+def _run_default(name: str) -> object:
+    """RunConfig's default of a field: the flag's default is the dataclass's."""
+    return next(field.default for field in dataclasses.fields(RunConfig) if field.name == name)
 
 
 def _schedules_help(field: str) -> str:
@@ -112,12 +113,12 @@ def _gan_help(read) -> str:
 def run_options(command):
     """Flags every model family shares; defaults come from RunConfig and the presets."""
     options = [
-        click.option("--data", type=click.Choice(["squares", "shapes", "lsun", "folder"]),
+        click.option("--data", type=click.Choice(DATA_SOURCES),
                      default=_run_default("data"), show_default=True,
                      help="squares/shapes are generated; lsun/folder read --root."),
         click.option("--root", type=click.Path(path_type=Path), default=None,
                      help="lsun: folder holding bedroom_train_lmdb; folder: image tree."),
-        click.option("--split", type=click.Choice(["all", "uniform", "quadrant"]),
+        click.option("--split", type=click.Choice(SPLITS),
                      default=_run_default("split"), show_default=True,
                      help="squares: train on this split's train part."),
         click.option("--resolution", type=click.Choice(["32", "64", "128"]),
@@ -159,7 +160,7 @@ RESUMABLE = {"steps", "device", "resume"}
 RUN_FIELDS = {field.name for field in dataclasses.fields(RunConfig)}
 
 
-def launch_training(kind: str, preset, options: dict, tag: str) -> None:
+def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
     """Start a run of the preset, or resume one, from parsed options; print where it went."""
     from gen import runs
 
@@ -212,9 +213,9 @@ def launch_training(kind: str, preset, options: dict, tag: str) -> None:
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
               help="Discriminator base width " + _gan_help(lambda m: m.discriminator.width) + ".")
-@click.option("--loss", type=click.Choice(["nonsaturating", "hinge"]), default=None,
+@click.option("--loss", type=click.Choice(LOSSES), default=None,
               help=_gan_help(lambda m: m.loss))
-@click.option("--latent", type=click.Choice(["normal", "uniform"]), default=None,
+@click.option("--latent", type=click.Choice(LATENT_DISTRIBUTIONS), default=None,
               help="Latent distribution " + _gan_help(lambda m: m.latent) + ".")
 @click.option("--g-lr", type=float, default=None, help=_gan_help(lambda m: m.g_lr))
 @click.option("--d-lr", type=float, default=None, help=_gan_help(lambda m: m.d_lr))
@@ -251,11 +252,12 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
               show_default=True, help="With --coordconv: which half gets CoordConv.")
 @click.option("--coord-layers", type=click.Choice(["all", "first"]), default="all", show_default=True,
               help="With --coordconv: every conv layer or the first only.")
-@click.option("--decoder", type=click.Choice(["dcgan", "broadcast"]), default=None,
+@click.option("--decoder", type=click.Choice(DECODERS), default=None,
               help="Transposed-conv decoder, or the spatial broadcast (tiled latent + coords) one "
                    f"[default: {VAE_PRESET.model.model.decoder}].")
-@click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian", "discretized"]), default=None,
-              help="[default: bernoulli for squares/shapes, discretized for lsun/folder]")
+@click.option("--likelihood", type=click.Choice(LIKELIHOODS), default=None,
+              help="[default: " + ", ".join(f"{default_likelihood(data)} for {data}"
+                                            for data in DATA_SOURCES) + "]")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None,
               help=f"[default: {VAE_PRESET.model.model.latent_dim}]")
 @click.option("--width", type=click.IntRange(min=1), default=None,
@@ -307,7 +309,7 @@ def metrics() -> None:
 
 @metrics.command("coverage")
 @click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--dataset", type=click.Choice(["squares", "shapes"]), default=None,
+@click.option("--dataset", type=click.Choice(GENERATED_SOURCES), default=None,
               help="Definition to measure against [default: squares for 1-channel images, shapes for RGB].")
 @click.option("--n", "count", type=click.IntRange(min=1), default=None,
               help="First N images of a file [default: all], or N samples of a checkpoint [default: 10000].")
@@ -327,6 +329,8 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
     from gen.metrics import evaluate_samples, format_table, save_heatmap, save_metrics
     from gen.sampling import load_samples
 
+    if not source.exists():
+        raise InputError(f"{source} does not exist")
     if json_out is not None and json_out.suffix != ".json":
         raise InputError(f"--json must end in .json, got {json_out}")
     if heatmap is not None and heatmap.suffix != ".png":
@@ -383,10 +387,11 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int, f
                 score: bool, paths: int, endpoints: str, json_out: Path | None, device: str) -> None:
     """Latent interpolation videos of a GAN or VAE checkpoint, and the move-vs-fade score:
     do objects move between samples, fade out and in, or teleport?"""
-    from gen.interpolation import interpolate_checkpoint
+    from gen.interpolation.render import check_request, interpolate_checkpoint
     from gen.interpolation.score import format_scores
     from gen.metrics import save_metrics
 
+    check_request(out, score, mode, frames_per_segment, endpoints)
     context = click.get_current_context()
     given = {name for name in context.params
              if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}

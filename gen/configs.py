@@ -14,6 +14,12 @@ from typing import Any, Generic, TypeVar
 
 from gen.errors import InputError
 
+# Names every layer of the toolkit shares (torch-free, so the command line can offer them).
+COORD_PLACEMENTS = ("none", "first", "all")  # which convolutions of a network see coordinates
+GENERATED_SOURCES = ("squares", "shapes")  # Not-so-Clevr sets: generated, with an exact geometry
+DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder")
+SPLITS = ("all", "uniform", "quadrant")
+
 T = TypeVar("T")
 M = TypeVar("M")
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gen.configs import COORD_PLACEMENTS
+
 _CONV_CLASSES = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-COORD_PLACEMENTS = ("none", "first", "all")
 
 
 def coordinate_grid(

@@ -8,6 +8,8 @@ from gen.errors import InputError
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto (cuda when there is one), cpu or cuda[:N]; InputError when cuda is asked for
+    but absent."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

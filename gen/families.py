@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from gen.errors import InputError
 from gen.gan.config import GANConfig
 from gen.gan.task import GANTask
@@ -22,6 +24,7 @@ FAMILIES: dict[str, Family] = {"gan": Family(GANConfig, GANTask), "vae": Family(
 
 
 def family(kind: str) -> Family:
+    """The family a checkpoint's `kind` names."""
     if kind not in FAMILIES:
         raise InputError(f"unknown model kind {kind!r}; choose from {', '.join(FAMILIES)}")
     return FAMILIES[kind]
@@ -33,3 +36,8 @@ def kind_of(config: GANConfig | VAEConfig) -> str:
         if isinstance(config, entry.config):
             return kind
     raise TypeError(f"not a model config: {type(config).__name__}")
+
+
+def build_task(model: GANConfig | VAEConfig, device: torch.device, seed: int = 0) -> Task:
+    """A freshly initialised task of the model's family, on `device`."""
+    return family(kind_of(model)).task(model, device, seed)

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from gen.configs import GENERATED_SOURCES
 from gen.data.notsoclevr import CIRCLE_RADIUS, COLOUR_CHANNELS, KINDS, SQUARE_HALF, SQUARE_SIZE
 from gen.errors import InputError
 
-DATASETS = ("squares", "shapes")
+DATASETS = GENERATED_SOURCES  # the generated sets are the ones an image decodes against
 REASONS = ("valid", "blank", "object_count", "size", "shape")
 CHUNK = 1024  # images labelled per scipy call: large enough to amortise, small enough for cache
 

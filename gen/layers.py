@@ -10,6 +10,7 @@ RESOLUTIONS = (32, 64, 128)
 
 
 def check_resolution(resolution: int) -> None:
+    """InputError unless the networks are built for this resolution (a power of two)."""
     if resolution not in RESOLUTIONS:
         raise InputError(f"resolution must be one of {RESOLUTIONS}, got {resolution}")
 

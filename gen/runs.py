@@ -1,7 +1,8 @@
 """Starting, resuming and re-loading training runs of any model family.
 
 This is what the command line calls to train: it builds the run's data and task, restores
-everything a checkpoint holds, and hands both to the shared loop (gen.training).
+everything a checkpoint holds, and hands both to the shared loop (gen.training). Loading a
+trained task to sample from is gen.checkpoint.load_task.
 """
 
 from __future__ import annotations
@@ -15,26 +16,23 @@ from pathlib import Path
 
 import torch
 
-from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
+from gen.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from gen.configs import RunConfig
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
 from gen.errors import InputError
-from gen.families import family, kind_of
+from gen.families import build_task
 from gen.gan.config import GANConfig
 from gen.metrics.coverage import evaluate_samples
-from gen.task import Task
-from gen.training import draw_samples, seed_everything, set_rng_state, train
+from gen.task import Task, draw_samples
+from gen.training import seed_everything, set_rng_state, train
 from gen.vae.config import VAEConfig
 
 
 def default_run_dir(kind: str, tag: str = "") -> Path:
+    """runs/<kind>[-<tag>]-<date>-<time>: a new folder per run, sorted by when it started."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{kind}{'-' + tag if tag else ''}-{stamp}"
-
-
-def build_task(model: GANConfig | VAEConfig, device: torch.device, seed: int = 0) -> Task:
-    return family(kind_of(model)).task(model, device, seed)
 
 
 def evaluator(data: RunDataset, run: RunConfig, device: torch.device) -> Callable[[Task], dict] | None:
@@ -119,12 +117,3 @@ def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLi
 def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None) -> Path:
     """Continue a run from its latest checkpoint; returns the latest checkpoint's path."""
     return prepare_resume(run_dir, steps, device_name).train()
-
-
-def load_task(checkpoint: str | os.PathLike, device: torch.device) -> tuple[Task, Checkpoint]:
-    """The trained task of a checkpoint (file or run directory) and the checkpoint itself,
-    for sampling, metrics and interpolation."""
-    record = load_checkpoint(checkpoint)
-    task = build_task(record.model, device)
-    task.load_state_dict(record.task)
-    return task, record

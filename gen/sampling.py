@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.checkpoint import CHECKPOINT_NAME
+from gen.checkpoint import CHECKPOINT_NAME, load_task
 from gen.devices import resolve_device
 from gen.errors import InputError
 from gen.images import to_uint8
-from gen.runs import load_task
 from gen.sources import load_image_array
-from gen.training import draw_samples
+from gen.task import draw_samples
 
 
 def sample_images(checkpoint: str | os.PathLike, n: int, seed: int = 0,

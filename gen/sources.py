@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from gen.errors import InputError
 
@@ -23,6 +26,17 @@ def _check_pixels(images: np.ndarray, origin: str) -> np.ndarray:
     return images
 
 
+@contextlib.contextmanager
+def readable(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Turn numpy's and PIL's errors on a corrupt, foreign or pickled file into InputError."""
+    try:
+        yield
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnidentifiedImageError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"{path}: not a readable {what} ({error})") from None
+
+
 def load_image_array(path: str | os.PathLike) -> np.ndarray:
     """uint8 N x H x W x C from an .npz (key `images`), an .npy, or a folder of images."""
     path = Path(path)
@@ -30,13 +44,15 @@ def load_image_array(path: str | os.PathLike) -> np.ndarray:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise InputError(f"{path}: no image files in folder")
-        images = np.stack([np.asarray(Image.open(f)) for f in files])
+        with readable(path, "folder of same-sized images"):
+            images = np.stack([np.asarray(Image.open(f)) for f in files])
         return _check_pixels(images, str(path))
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as arrays:
+        with readable(path, ".npz"), np.load(path, allow_pickle=False) as arrays:
             if "images" not in arrays.files:
                 raise InputError(f"{path}: no key 'images' (keys: {', '.join(arrays.files)})")
             return _check_pixels(arrays["images"], str(path))
     if path.suffix == ".npy":
-        return _check_pixels(np.load(path, allow_pickle=False), str(path))
+        with readable(path, ".npy"):
+            return _check_pixels(np.load(path, allow_pickle=False), str(path))
     raise InputError(f"{path}: expected an .npz, an .npy or a folder of images")

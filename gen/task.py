@@ -81,3 +81,12 @@ def require_encoder(task: object, purpose: str) -> Encoder:
     if not isinstance(task, Encoder):
         raise InputError(f"{purpose} needs a VAE checkpoint: a GAN has no encoder to map images to latents")
     return task
+
+
+@torch.no_grad()
+def draw_samples(task: Task, n: int, seed: int, device: torch.device, batch: int = 512) -> torch.Tensor:
+    """n samples in [-1, 1] from seeded latents, in batches (CPU tensor)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    chunks = [task.sample(task.latents(min(batch, n - done), generator)).cpu()
+              for done in range(0, n, batch)]
+    return torch.cat(chunks)

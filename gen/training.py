@@ -20,12 +20,11 @@ from tqdm import tqdm
 
 from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record
 from gen.configs import RunConfig
-from gen.errors import InputError
 from gen.families import kind_of
 from gen.fileio import save_json
 from gen.images import grid_image, save_grid, to_uint8
 from gen.metrics.report import flatten_metrics, save_metrics
-from gen.task import Task
+from gen.task import Task, draw_samples
 
 
 def seed_everything(seed: int) -> None:
@@ -124,7 +123,7 @@ def lr_scale(step: int, steps: int, rampdown: float) -> float:
     updates settle instead of jittering. It follows `steps`, so a run resumed with a larger
     total ramps down again at the new end."""
     if not 0 <= rampdown <= 1:
-        raise InputError(f"lr_rampdown must be in [0, 1], got {rampdown}")
+        raise ValueError(f"lr_rampdown must be in [0, 1], got {rampdown}")
     span = rampdown * steps
     return 1.0 if span == 0 else min(1.0, (steps - step + 1) / span)
 
@@ -135,15 +134,6 @@ def set_lr_scale(task: Task, scale: float) -> None:
     for optimizer in task.optimizers().values():
         for group in optimizer.param_groups:
             group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
-
-
-@torch.no_grad()
-def draw_samples(task: Task, n: int, seed: int, device: torch.device, batch: int = 512) -> torch.Tensor:
-    """n samples in [-1, 1] from seeded latents, in batches (CPU tensor)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    chunks = [task.sample(task.latents(min(batch, n - done), generator)).cpu()
-              for done in range(0, n, batch)]
-    return torch.cat(chunks)
 
 
 def write_images(writer, task: Task, fixed: torch.Tensor, step: int) -> None:

@@ -37,7 +37,7 @@ def check_format(path: str | os.PathLike) -> str:
 def upscale(pixels: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour enlargement of uint8 ... x H x W x C by a whole factor."""
     if scale < 1:
-        raise InputError(f"scale must be a positive integer, got {scale}")
+        raise ValueError(f"scale must be a positive integer, got {scale}")
     if scale == 1:
         return pixels
     return pixels.repeat(scale, axis=-3).repeat(scale, axis=-2)

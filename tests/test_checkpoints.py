@@ -7,8 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gen import runs
-from gen.checkpoint import FORMAT, Checkpoint, load_checkpoint, upgrade
+from gen.checkpoint import FORMAT, Checkpoint, load_checkpoint, load_task, upgrade
 from gen.cli import main
 from gen.errors import InputError
 from gen.gan.config import GAN_PRESETS
@@ -85,7 +84,7 @@ def test_upgrade_fills_format1_gan_fields_with_the_values_they_had():
 
 
 def test_load_task_returns_the_typed_checkpoint(vae_checkpoint):
-    task, record = runs.load_task(vae_checkpoint, torch.device("cpu"))
+    task, record = load_task(vae_checkpoint, torch.device("cpu"))
     assert record.kind == "vae" and record.run.data == "squares" and record.model.model.latent_dim == 4
     assert task.config == record.model
 

@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -72,3 +73,11 @@ def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, arg
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag, expected", [([], True), (["--no-minibatch-std"], False)])
+def test_minibatch_std_follows_the_preset_unless_switched_off(tmp_path, flag, expected):
+    result = CliRunner().invoke(main, [*TRAIN, "--steps", "1", *flag, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"]["discriminator"]["minibatch_std"] is expected

@@ -51,3 +51,23 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
     result = runner.invoke(main, ["data", "show", str(bad), "--out", str(tmp_path / "g.png")])
     assert result.exit_code == 2 and "expected an .npz" in result.output
     assert not (tmp_path / "g.png").exists()
+
+
+def test_unreadable_array_files_are_one_line_exit_2(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
+    (tmp_path / "mixed").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "mixed" / "a.png")
+    Image.new("L", (9, 9)).save(tmp_path / "mixed" / "b.png")
+    runner = CliRunner()
+    show = ["data", "show", "--out", str(tmp_path / "x.png")]
+    for args, message in [
+        ([*show, str(tmp_path / "objects.npy")], "not a readable .npy"),
+        ([*show, str(tmp_path / "garbage.npz")], "not a readable .npz"),
+        (["metrics", "coverage", str(tmp_path / "mixed")], "not a readable folder"),
+        (["toy", "classify", "--data", str(tmp_path / "garbage.npz")], "not a readable Not-so-Clevr .npz"),
+    ]:
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

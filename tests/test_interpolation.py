@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from gen import runs
+from gen.checkpoint import load_task
 from gen.cli import main
 from gen.configs import RunConfig
 from gen.data.notsoclevr import make_squares, render_shapes, render_squares
@@ -128,7 +128,7 @@ def test_keyframe_path_rejects_bad_arguments():
 
 
 def test_random_keyframes_are_seeded_and_follow_the_latent_distribution(gan_checkpoint):
-    task, _ = runs.load_task(gan_checkpoint, CPU)
+    task, _ = load_task(gan_checkpoint, CPU)
     first = random_keyframes(task, 3, 5, seed=7)
     assert first.shape == (3, 5, 8)
     assert torch.equal(first, random_keyframes(task, 3, 5, seed=7))
@@ -161,11 +161,11 @@ def test_endpoint_images_from_files_arrays_and_dataset_indices(tmp_path):
 
 
 def test_encoded_keyframes_need_a_vae(gan_checkpoint, vae_checkpoint):
-    vae, saved = runs.load_task(vae_checkpoint, CPU)
+    vae, saved = load_task(vae_checkpoint, CPU)
     keyframes = encoded_keyframes(vae, ["0", "100"], saved.run, CPU)
     images = make_squares().float_images()[[0, 100]]
     assert keyframes.shape == (2, 1, 4) and torch.equal(keyframes[:, 0], vae.encode(images))
-    gan, saved = runs.load_task(gan_checkpoint, CPU)
+    gan, saved = load_task(gan_checkpoint, CPU)
     with pytest.raises(ValueError, match="needs a VAE"):
         encoded_keyframes(gan, ["0", "1"], saved.run, CPU)
 

@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from gen import runs
-from gen.checkpoint import load_checkpoint
+from gen.checkpoint import load_checkpoint, load_task
 from gen.cli import main
 from gen.coordconv import AddCoords
 from gen.data.notsoclevr import make_squares
@@ -130,7 +130,7 @@ def test_split_runs_report_held_out_reconstruction(tmp_path, tiny_run, tiny_vae)
 
 def test_encode_decode_api(tmp_path, tiny_run, tiny_vae):
     checkpoint = runs.start(tiny_run(steps=2, eval_every=100), tiny_vae(), tmp_path / "run")
-    task, _ = runs.load_task(checkpoint, torch.device("cpu"))
+    task, _ = load_task(checkpoint, torch.device("cpu"))
     images = make_squares().float_images()[:3]
     latents = task.encode(images)
     assert latents.shape == (3, 4)

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gen.configs import RunConfig
+from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RunConfig
 from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
 from gen.errors import InputError
 from gen.images import to_model_range
 
-GENERATED_SOURCES = ("squares", "shapes")
-DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder")
 SHAPES_TRAIN_COUNT = 50_000
 
 
@@ -112,7 +110,7 @@ class RunDataset:
     def train_images(self) -> torch.Tensor:
         """uint8 N x C x H x W of the generated set's training rows."""
         if self.generated is None:
-            raise InputError(f"--data {self.source} is not a generated set: its images are read from files")
+            raise ValueError(f"--data {self.source} is not a generated set: its images are read from files")
         return self.generated.part("train").images
 
     def held_out(self) -> NotSoClevr | None:

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gen.configs import SPLITS
 from gen.errors import InputError
 from gen.fileio import save_npz
 from gen.images import to_model_range
+from gen.sources import readable
 
 CANVAS = 64
 SQUARE_SIZE = 9
@@ -30,7 +32,6 @@ COLOURS = ("red", "blue")
 COLOUR_CHANNELS = (0, 2)
 KINDS = ("square", "circle")
 
-SPLITS = ("all", "uniform", "quadrant")
 
 
 def square_centres(device: torch.device | str | None = None) -> torch.Tensor:
@@ -112,7 +113,7 @@ class NotSoClevr(Dataset):
             return self.subset(test)
         if which == "train":
             return self.subset(~test)
-        raise InputError(f"unknown part {which!r}; choose from train, test, all")
+        raise ValueError(f"unknown part {which!r}; choose from train, test, all")
 
     def float_images(self) -> torch.Tensor:
         """The images as float N x C x H x W in [-1, 1], the models' range."""
@@ -132,7 +133,7 @@ class NotSoClevr(Dataset):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NotSoClevr:
-        with np.load(path, allow_pickle=False) as arrays:
+        with readable(path, "Not-so-Clevr .npz"), np.load(path, allow_pickle=False) as arrays:
             missing = {"images", "centres", "dataset"} - set(arrays.files)
             if missing:
                 raise InputError(f"{path} is not a Not-so-Clevr .npz: missing {sorted(missing)}")

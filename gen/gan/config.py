@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import Preset, Schedule, check_choice
+from gen.configs import COORD_PLACEMENTS, Preset, Schedule, check_choice
 from gen.errors import InputError
 
 ARCHS = ("dcgan", "tiled")
 LOSSES = ("nonsaturating", "hinge")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
-PLACEMENTS = ("none", "first", "all")
 
 
 @dataclass
@@ -37,7 +36,7 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
-        check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+        check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
         check_choice("upsample", self.upsample, ("transpose", "nearest"))
         if self.mapping_tanh and self.mapping_layers < 1:
             raise InputError("mapping_tanh needs mapping_layers >= 1")
@@ -53,7 +52,7 @@ class DiscriminatorConfig:
     minibatch_std: bool = True
 
     def __post_init__(self) -> None:
-        check_choice("coord_layers", self.coord_layers, PLACEMENTS)
+        check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
 
 
 @dataclass

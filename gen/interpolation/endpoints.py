@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gen.configs import RunConfig
-from gen.data.batches import GENERATED_SOURCES, run_dataset
+from gen.configs import GENERATED_SOURCES, RunConfig
+from gen.data.batches import run_dataset
 from gen.errors import InputError
 from gen.images import to_model_range
 from gen.interpolation.paths import SAMPLE_BATCH

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 
 import torch
 
-from gen.errors import InputError
-
 MODES = ("slerp", "lerp", "normlerp")
 PARALLEL_SIN = 1e-6  # below this sin(angle) the endpoints' directions are treated as (anti)parallel
 SAMPLE_BATCH = 256
@@ -101,7 +99,7 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float,
                 mode: str = "slerp") -> torch.Tensor:
     """The mode's blend of a and b at t (see the module docstring for shapes)."""
     if mode not in INTERPOLATORS:
-        raise InputError(f"unknown interpolation mode {mode!r}; choose from {', '.join(MODES)}")
+        raise ValueError(f"unknown interpolation mode {mode!r}; choose from {', '.join(MODES)}")
     return INTERPOLATORS[mode](a, b, t)
 
 
@@ -115,9 +113,9 @@ def keyframe_path(keyframes: torch.Tensor, frames_per_segment: int, mode: str = 
     """
     count = len(keyframes)
     if count < 2:
-        raise InputError(f"a path needs at least 2 keyframes, got {count}")
+        raise ValueError(f"a path needs at least 2 keyframes, got {count}")
     if frames_per_segment < 1:
-        raise InputError(f"frames per segment must be positive, got {frames_per_segment}")
+        raise ValueError(f"frames per segment must be positive, got {frames_per_segment}")
     t = torch.arange(frames_per_segment, dtype=torch.float64) / frames_per_segment
     t = t.view(-1, *([1] * (keyframes.dim() - 2)))
     segments = count if loop else count - 1

@@ -116,7 +116,7 @@ def _nanmean(values: np.ndarray) -> float:
 
 def _expected_colours(dataset: str) -> list[int]:
     if dataset not in DATASETS:
-        raise InputError(f"the move-vs-fade score needs squares or shapes images, got {dataset!r}")
+        raise ValueError(f"the move-vs-fade score needs squares or shapes images, got {dataset!r}")
     return [0] if dataset == "squares" else list(COLOUR_CHANNELS)
 
 
@@ -132,7 +132,7 @@ def score_paths(
     colours = _expected_colours(dataset)
     paths, count = frames.shape[:2]
     if count < MIN_FRAMES:
-        raise InputError(f"a scored path needs at least {MIN_FRAMES} frames, got {count}")
+        raise ValueError(f"a scored path needs at least {MIN_FRAMES} frames, got {count}")
     flat = frames.reshape(paths * count, *frames.shape[2:])
     objects = decode(flat, value_range, grey=dataset == "squares")
     valid = validate(objects, dataset).valid.reshape(paths, count)
@@ -206,7 +206,7 @@ def score_model(task, dataset: str, paths: int, frames_per_segment: int, mode: s
                 device: torch.device) -> tuple[PathScores, float]:
     """Score `paths` seeded paths between valid samples; also the endpoints' valid rate."""
     if paths < 1:
-        raise InputError(f"path count must be positive, got {paths}")
+        raise ValueError(f"path count must be positive, got {paths}")
     _expected_colours(dataset)
     latents, valid_rate = valid_latents(task, 2 * paths, dataset, seed, device)
     return score_segments(task, latents[:paths], latents[paths:], frames_per_segment, mode, dataset,

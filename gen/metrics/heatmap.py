@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from scipy import signal
 
 from gen.data.notsoclevr import CANVAS, CIRCLE_RADIUS, COLOUR_CHANNELS, COLOURS, SQUARE_HALF
+from gen.errors import InputError
 from gen.geometry import layout_of, value_range_of
 from gen.images import save_png
 from gen.metrics.reference import shapes_reference, squares_reference
@@ -34,7 +35,7 @@ def mean_image(
     if dataset == "squares":
         return mean.mean(axis=0, keepdims=True)
     if channels != 3:
-        raise ValueError("shapes images need 3 channels (red and blue objects), got 1")
+        raise InputError("shapes images need 3 channels (red and blue objects), got 1")
     return mean[list(COLOUR_CHANNELS)]
 
 

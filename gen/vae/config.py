@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import Preset, Schedule, check_choice
+from gen.configs import COORD_PLACEMENTS, GENERATED_SOURCES, Preset, Schedule, check_choice
 
 DECODERS = ("dcgan", "broadcast")
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
-PLACEMENTS = ("none", "first", "all")
-GENERATED_DATA = ("squares", "shapes")
 
 
 @dataclass
@@ -28,8 +26,8 @@ class VAEModelConfig:
 
     def __post_init__(self) -> None:
         check_choice("decoder", self.decoder, DECODERS)
-        check_choice("encoder_coords", self.encoder_coords, PLACEMENTS)
-        check_choice("decoder_coords", self.decoder_coords, PLACEMENTS)
+        check_choice("encoder_coords", self.encoder_coords, COORD_PLACEMENTS)
+        check_choice("decoder_coords", self.decoder_coords, COORD_PLACEMENTS)
 
 
 @dataclass
@@ -53,7 +51,7 @@ VAE_PRESET: Preset[VAEConfig] = Preset(VAEConfig(), Schedule(steps=6_000))
 
 def default_likelihood(data: str) -> str:
     """Bernoulli for the binary Not-so-Clevr sets, discretised Gaussian for natural images."""
-    return "bernoulli" if data in GENERATED_DATA else "discretized"
+    return "bernoulli" if data in GENERATED_SOURCES else "discretized"
 
 
 def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: str = "all",
