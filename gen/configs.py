@@ -31,6 +31,10 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     unknown = set(values) - fields
     if unknown:
         raise InputError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    if required - set(values):
+        raise InputError(f"{cls.__name__} settings lack {', '.join(sorted(required - set(values)))}")
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]

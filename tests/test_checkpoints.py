@@ -99,3 +99,13 @@ def test_families_map_kinds_and_configs():
     assert kind_of(GANConfig()) == "gan" and kind_of(VAEConfig()) == "vae"
     with pytest.raises(InputError, match="unknown model kind"):
         family("flow")
+
+
+def test_configs_missing_a_required_setting_are_bad_input():
+    from gen.configs import RunConfig, from_dict
+
+    assert from_dict(RunConfig, {"steps": 3}).steps == 3
+    with pytest.raises(InputError, match="RunConfig settings lack steps"):
+        from_dict(RunConfig, {"batch_size": 4})
+    with pytest.raises(InputError, match="unknown RunConfig settings: colour"):
+        from_dict(RunConfig, {"steps": 3, "colour": "red"})
