@@ -66,18 +66,11 @@ def test_npy_and_png_folder_infer_shapes(tmp_path):
     assert {"red", "blue", "offset"} <= set(results[0])
 
 
-def test_checkpoint_is_sampled(tmp_path):
-    from gen import runs
-    from gen.configs import RunConfig
-    from gen.gan.config import DiscriminatorConfig, GANConfig, GeneratorConfig
+def test_checkpoint_is_sampled(tmp_path, gan_checkpoint):
     from gen.metrics import evaluate_samples
     from gen.sampling import sample_images
 
-    config = GANConfig(generator=GeneratorConfig(latent_dim=8, width=4),
-                       discriminator=DiscriminatorConfig(width=4))
-    run = RunConfig(steps=1, batch_size=4, log_every=1, image_every=1, ckpt_every=1, eval_every=100,
-                    device="cpu", workers=0)
-    checkpoint = runs.start(run, config, tmp_path / "run")
+    checkpoint = gan_checkpoint
     expected = evaluate_samples(sample_images(checkpoint, 64, seed=3), "squares", seed=3)
     for source in (checkpoint, checkpoint.parent):
         out = tmp_path / "m.json"
