@@ -1,16 +1,21 @@
-"""The `gen` command line: data, training, sampling, metrics, toy tasks, interpolation."""
+"""The `gen` command line: data, training, sampling, metrics, toy tasks, interpolation.
+
+Each command parses and checks its flags and calls the library; heavy modules (torch and
+what needs it) are imported inside the commands, so `gen --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import click
 
 from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig
 from gen.errors import InputError
-from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES
-from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_likelihood
+from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
+from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_likelihood, vae_preset
 
 
 class BadInput(click.ClickException):
@@ -233,8 +238,6 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
               **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
-    from gen.gan.config import gan_preset
-
     preset = gan_preset(
         coordconv, coord_in, coord_layers, arch,
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
@@ -270,8 +273,6 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
 def train_vae(coordconv: bool, coord_in: str, coord_layers: str, decoder, likelihood, latent_dim,
               width, beta, kl_warmup, lr, **options) -> None:
     """Train a convolutional VAE, with or without CoordConv."""
-    from gen.vae.config import vae_preset
-
     preset = vae_preset(coordconv, coord_in, coord_layers, options["data"], likelihood,
                         model={"latent_dim": latent_dim, "width": width, "decoder": decoder},
                         beta=beta, kl_warmup=kl_warmup, lr=lr)
@@ -348,8 +349,6 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
 
 
 def _parse_grid(text: str) -> tuple[int, int]:
-    import re
-
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match or min(int(match[1]), int(match[2])) < 1:
         raise InputError(f"--grid must be ROWSxCOLUMNS with both at least 1, e.g. 4x4; got {text!r}")
