@@ -17,6 +17,11 @@ one red and one blue object, nothing green, each a square or a circle. An object
 size check when its bounding box is 9 +- `side` pixels wide and high and its pixel count is
 within `pixels` (a fraction) of the ideal count of its shape: 81 for the 9 x 9 square, 69 for
 the circle of radius 4.5. Clipped squares at the canvas edge (at most 72 pixels) fail.
+
+Placement, the position-only view: a sample is *placed* when every colour holds the expected
+number of objects of at least MIN_PIXELS pixels (smaller specks are ignored), whatever their
+shape and size; its positions are those objects' centroids. It separates where a generator
+puts objects from how well it draws them. Every valid sample is placed at the same positions.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from gen.errors import InputError
 
 DATASETS = GENERATED_SOURCES  # the generated sets are the ones an image decodes against
 REASONS = ("valid", "blank", "object_count", "size", "shape")
+MIN_PIXELS = 9  # an object is at least a ninth of a 9 x 9 square; below that it is a speck
 CHUNK = 1024  # images labelled per scipy call: large enough to amortise, small enough for cache
 
 
@@ -95,10 +101,12 @@ class Objects:
 
 @dataclass
 class Decoded:
-    """Per-sample validity for a dataset, and the expected objects of the valid samples.
+    """Per-sample validity for a dataset, and the expected objects of the valid samples;
+    the same for placement (the module docstring).
 
     centres is N x K x 2 (K = 1 for squares; 2 for shapes, red then blue), NaN where the
     sample is invalid; kinds is N x K, -1 where invalid; reason indexes REASONS.
+    placed_centres is N x K x 2, NaN where the sample is not placed.
     """
 
     dataset: str
@@ -106,6 +114,8 @@ class Decoded:
     reason: np.ndarray
     centres: np.ndarray
     kinds: np.ndarray
+    placed: np.ndarray
+    placed_centres: np.ndarray
 
     def __len__(self) -> int:
         return len(self.valid)
@@ -293,7 +303,16 @@ def validate(objects: Objects, dataset: str, tolerance: Tolerance = DEFAULT_TOLE
         rows = keep & (objects.colour == colour)
         centres[objects.image[rows], slot] = objects.centre[rows]
         kinds[objects.image[rows], slot] = objects.kind[rows]
-    return Decoded(dataset, valid, reason, centres, kinds)
+    big = objects.pixels >= MIN_PIXELS
+    big_counts = np.bincount(objects.image[big] * len(objects.colours) + objects.colour[big],
+                             minlength=n * len(objects.colours)).reshape(n, len(objects.colours))
+    placed = (big_counts == wanted).all(axis=1)
+    placed_centres = np.full((n, len(slots), 2), np.nan)
+    keep = placed[objects.image] & big
+    for slot, colour in enumerate(slots):
+        rows = keep & (objects.colour == colour)
+        placed_centres[objects.image[rows], slot] = objects.centre[rows]
+    return Decoded(dataset, valid, reason, centres, kinds, placed, placed_centres)
 
 
 def _expected_counts(dataset: str, colours: tuple[str, ...]) -> np.ndarray:

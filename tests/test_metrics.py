@@ -10,6 +10,7 @@ from PIL import Image
 
 from gen.data import make_shapes, make_squares
 from gen.data.notsoclevr import render_squares
+from gen.geometry import decode_samples
 from gen.metrics import (
     density_coverage,
     evaluate_samples,
@@ -281,3 +282,52 @@ def test_format_rows_aligns_columns():
         "a longer name  12.25",
         "heading",
     ]
+
+
+def _without_w1_and_quadrants(section: dict) -> dict:
+    """The numbers the position-only view shares with the strict one."""
+    dropped = {"wasserstein", "quadrant_mass", "heldout_quadrant_mass", "quadrant_mass_reference",
+               "square_fraction"}
+    return {key: (_without_w1_and_quadrants(value) if isinstance(value, dict) else value)
+            for key, value in section.items() if key not in dropped}
+
+
+@pytest.mark.parametrize("dataset", ["squares", "shapes"])
+def test_real_data_scores_the_same_on_the_strict_and_the_position_only_view(squares, dataset):
+    images = squares.images if dataset == "squares" else make_shapes(3000, seed=2).images
+    metrics = evaluate_samples(images, dataset, seed=4)
+    view = metrics["position_only"]
+    assert view["placed_fraction"] == metrics["valid_fraction"] == 1.0
+    assert view["n_placed"] == metrics["n_valid"] == len(images)
+    sections = ["", "red", "blue", "offset"] if dataset == "shapes" else [""]
+    for name in sections:
+        strict = metrics[name] if name else metrics
+        placed = view[name] if name else view
+        keys = ("coverage_ratio", "js_divergence", "kl_divergence", "density", "coverage_knn")
+        assert {key: strict[key] for key in keys} == {key: placed[key] for key in keys}, name
+        assert _without_w1_and_quadrants(strict["real_sample"]) == _without_w1_and_quadrants(
+            placed["real_sample"])
+    assert "wasserstein" not in view  # the strict view has it; the position-only view skips the LP
+
+
+def test_position_only_counts_misdrawn_objects_where_they_are():
+    """A speck beside a square, a square too large, a circle among squares: invalid, yet
+    placed where the object is; two squares and a blank canvas are not placed."""
+    images = square_images([[20, 20], [30, 40], [40, 30], [20, 20], [30, 30]]).numpy()
+    images[0, 0, 0:2, 0:2] = 255  # a 4-pixel speck
+    images[1, 0, 34:47, 24:37] = 255  # 13 x 13 around (30, 40)
+    images[2, 0] = 0
+    yy, xx = np.mgrid[:64, :64]
+    images[2, 0][(xx - 40) ** 2 + (yy - 30) ** 2 <= 4.5**2] = 255  # a circle at (40, 30)
+    images[3, 0, 50:59, 50:59] = 255  # a second square
+    images[4] = 0
+    metrics = evaluate_samples(images, "squares")
+    assert metrics["valid_fraction"] == 0
+    assert metrics["invalid"] == {"blank": 0.2, "object_count": 0.4, "size": 0.2, "shape": 0.2}
+    view = metrics["position_only"]
+    assert view["n_placed"] == 3 and view["placed_fraction"] == 0.6
+    decoded = decode_samples(images, "squares")
+    assert decoded.placed.tolist() == [True, True, True, False, False]
+    assert np.allclose(decoded.placed_centres[:3, 0], [[20, 20], [30, 40], [40, 30]])
+    assert "position only" in format_table(metrics)
+    assert "position_only/placed_fraction" in flatten_metrics(metrics)

@@ -31,12 +31,11 @@ import torch
 
 from gen.data.notsoclevr import COLOUR_CHANNELS
 from gen.errors import InputError
-from gen.geometry import DATASETS, decode, validate
+from gen.geometry import DATASETS, MIN_PIXELS, decode, validate
 from gen.images import to_uint8
 from gen.interpolation.paths import SAMPLE_BATCH, interpolate, sample_path
 from gen.tables import format_rows
 
-MIN_PIXELS = 9  # an object is at least a ninth of a 9 x 9 square; below that it is a speck
 MIN_TRAVEL = 1.0  # px of net displacement below which step ratios mean nothing
 JUMP_SHARE = 0.5  # one step covering half the journey or more is a teleport
 MIN_FRAMES = 5  # with S >= 4 steps, smooth motion (1/S <= 0.25) is well below JUMP_SHARE

@@ -70,9 +70,11 @@ def _distribution(
     per_sample: int = 1,
     origin: int = 0,
     on_canvas: bool = True,
+    wasserstein: bool = True,
 ) -> dict:
-    """Coverage, divergences, W1 and quadrants (canvas positions only) and k-NN metrics of
-    generated positions; `real_sample` holds the same for the real sample where they are noisy."""
+    """Coverage, divergences, W1 and quadrants (canvas positions only; W1 unless
+    `wasserstein` is off) and k-NN metrics of generated positions; `real_sample` holds the
+    same for the real sample where they are noisy."""
     counts = histogram(positions, reference.shape, origin)
     real_counts = histogram(real, reference.shape, origin)
     support = reference > 0
@@ -82,7 +84,7 @@ def _distribution(
         "position_coverage": coverage,
         "expected_real_coverage": expected,
         "coverage_ratio": coverage / expected,
-        **_divergences(counts, reference, on_canvas),
+        **_divergences(counts, reference, on_canvas and wasserstein),
     }
     if on_canvas:
         out["quadrant_mass"] = quadrant_mass(positions)
@@ -94,7 +96,7 @@ def _distribution(
     )
     out["real_sample"] = {
         "position_coverage": float(np.mean(real_counts[support] > 0)),
-        **_divergences(real_counts, reference, on_canvas),
+        **_divergences(real_counts, reference, on_canvas and wasserstein),
     }
     return out
 
@@ -102,9 +104,7 @@ def _distribution(
 def evaluate_decoded(decoded: Decoded, seed: int = 0) -> dict:
     """All metrics of a decoded batch; see evaluate_samples."""
     n = len(decoded)
-    rng = np.random.default_rng(seed)
-    real = reference_sample(decoded.dataset, n, rng)
-    valid = decoded.valid
+    valid, placed = decoded.valid, decoded.placed
     out: dict = {
         "dataset": decoded.dataset,
         "n_samples": n,
@@ -114,17 +114,36 @@ def evaluate_decoded(decoded: Decoded, seed: int = 0) -> dict:
                     for code, reason in enumerate(REASONS) if code},
         "seed": seed,
     }
-    positions = _round(decoded.centres[valid])
-    if decoded.dataset == "squares":
-        out.update(_distribution(positions[:, 0], real[:, 0], squares_reference(), n, rng))
-        return out
+    out.update(_positions(decoded.dataset, decoded.centres[valid], n, seed))
+    if decoded.dataset == "shapes":
+        for slot, colour in enumerate(COLOURS):
+            out[colour]["square_fraction"] = float(np.mean(decoded.kinds[valid, slot] == 0)) if valid.any() \
+                else math.nan
+    out["position_only"] = {
+        "n_placed": int(placed.sum()),
+        "placed_fraction": float(placed.mean()),
+        **_positions(decoded.dataset, decoded.placed_centres[placed], n, seed, wasserstein=False),
+    }
+    return out
+
+
+def _positions(dataset: str, centres: np.ndarray, n: int, seed: int, wasserstein: bool = True) -> dict:
+    """The distribution metrics of the centres (M x K x 2) of M of n samples against the
+    dataset's reference, a seeded real sample of n beside them. The random stream is
+    started afresh from `seed`, so the strict and the position-only views of the same
+    positions score the same."""
+    rng = np.random.default_rng(seed)
+    real = reference_sample(dataset, n, rng)
+    positions = _round(centres)
+    if dataset == "squares":
+        return _distribution(positions[:, 0], real[:, 0], squares_reference(), n, rng,
+                             wasserstein=wasserstein)
     reference = shapes_reference()
-    out.update(_distribution(positions.reshape(-1, 2), real.reshape(-1, 2), reference, n, rng,
-                             per_sample=2))
+    out = _distribution(positions.reshape(-1, 2), real.reshape(-1, 2), reference, n, rng, per_sample=2,
+                        wasserstein=wasserstein)
     for slot, colour in enumerate(COLOURS):
-        out[colour] = _distribution(positions[:, slot], real[:, slot], reference, n, rng)
-        out[colour]["square_fraction"] = float(np.mean(decoded.kinds[valid, slot] == 0)) if valid.any() \
-            else math.nan
+        out[colour] = _distribution(positions[:, slot], real[:, slot], reference, n, rng,
+                                    wasserstein=wasserstein)
     offsets = positions[:, 1] - positions[:, 0]
     real_offsets = real[:, 1] - real[:, 0]
     distance = np.linalg.norm(offsets, axis=1)

@@ -76,9 +76,29 @@ def format_table(metrics: dict) -> str:
         rows += [("  mean distance (px)", _number(offset["mean_distance"]),
                   _number(offset["mean_distance_reference"])),
                  ("  closer than 20 px", _number(offset["too_close_fraction"]), "0")]
+    rows += _position_only_rows(metrics)
     title = (f"{metrics['dataset']}: {metrics['n_samples']} samples, {metrics['n_valid']} valid; "
              f"real data: exact, or a seeded sample (seed {metrics['seed']}) of the same count")
     return "\n".join([title, *format_rows(rows, ("metric", "generated", "real data"))])
+
+
+def _position_only_rows(metrics: dict) -> list[tuple[str, str, str]]:
+    """The position-only view in brief: placed samples, and the coverage and JS of where
+    they put objects (every number is in the JSON)."""
+    view = metrics.get("position_only")
+    if view is None:
+        return []
+    sections = [("", view)]
+    if metrics["dataset"] == "shapes":
+        sections = [("all objects: ", view), *((f"{c} object: ", view[c]) for c in COLOURS),
+                    ("offset: ", view["offset"])]
+    rows = [("position only (any shape, any size)", "", ""),
+            ("  placed fraction", _number(view["placed_fraction"]), "1")]
+    for prefix, section in sections:
+        rows += [(f"  {prefix}coverage ratio", _number(section["coverage_ratio"]), "1"),
+                 (f"  {prefix}JS divergence (bits)", _number(section["js_divergence"]),
+                  _number(section["real_sample"]["js_divergence"]))]
+    return rows
 
 
 def _json_ready(value):
