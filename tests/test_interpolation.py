@@ -439,3 +439,15 @@ def test_interpolate_checkpoint_from_python(tmp_path, vae_checkpoint):
     assert result.endpoints.startswith("encodings of random pairs of the 3136 squares")
     with pytest.raises(ValueError, match="nothing to do"):
         interpolate_checkpoint(vae_checkpoint)
+
+
+def test_path_functions_import_without_the_model_machinery():
+    import subprocess
+    import sys
+
+    code = ("import sys; from gen.interpolation import slerp; "
+            "assert 'gen.interpolation.render' not in sys.modules and 'scipy' not in sys.modules; "
+            "from gen.interpolation import interpolate_checkpoint; "
+            "assert interpolate_checkpoint.__module__ == 'gen.interpolation.render'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -9,18 +9,10 @@ metrics that rendering a checkpoint needs.
 
 from __future__ import annotations
 
-import importlib
-
 from gen.interpolation.paths import MODES, interpolate, keyframe_path, lerp, normlerp, slerp
+from gen.lazy import lazy_exports
 
-_RENDER = ("InterpolationResult", "check_request", "interpolate_checkpoint")
+_OWNERS = {"render": ("InterpolationResult", "check_request", "interpolate_checkpoint")}
 
-__all__ = ["MODES", *_RENDER, "interpolate", "keyframe_path", "lerp", "normlerp", "slerp"]
-
-
-def __getattr__(name: str):
-    if name not in _RENDER:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.render"), name)
-    globals()[name] = value
-    return value
+__all__ = ["MODES", *_OWNERS["render"], "interpolate", "keyframe_path", "lerp", "normlerp", "slerp"]
+__getattr__ = lazy_exports(__name__, _OWNERS)

@@ -23,7 +23,7 @@ import scipy.
 
 from __future__ import annotations
 
-import importlib
+from gen.lazy import lazy_exports
 
 _OWNERS = {
     "conventions": ("COARSE", "KL_PSEUDOCOUNT", "KNN_K", "QUADRANTS"),
@@ -35,17 +35,8 @@ _OWNERS = {
     "report": ("flatten_metrics", "format_table", "save_metrics"),
     "heatmap": ("heatmap_picture", "mean_image", "reference_mean_image", "save_heatmap"),
 }
-_MODULE_OF = {name: module for module, names in _OWNERS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
+__all__ = sorted(name for names in _OWNERS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _OWNERS)
 
 
 def __dir__() -> list[str]:
