@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig
+from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig, given
 from gen.errors import InputError
 from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
 from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_likelihood, vae_preset
@@ -181,8 +181,7 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
         prepared = runs.prepare_resume(run_dir, options["steps"], options["device"])
         click.echo(f"resuming {run_dir}")
     else:
-        settings = {name: value for name, value in options.items()
-                    if name in RUN_FIELDS and value is not None}
+        settings = given({name: value for name, value in options.items() if name in RUN_FIELDS})
         settings.update(root=None if options["root"] is None else str(options["root"]),
                         resolution=int(options["resolution"]))
         run = preset.run_config(**settings)

@@ -52,6 +52,11 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise InputError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The entries that were set: overrides left as None keep the preset's value."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as the plain dict that JSON and checkpoints hold."""
     return dataclasses.asdict(config)

@@ -33,7 +33,6 @@ COLOUR_CHANNELS = (0, 2)
 KINDS = ("square", "circle")
 
 
-
 def square_centres(device: torch.device | str | None = None) -> torch.Tensor:
     """All 3136 centres of fully visible squares, (x, y) long tensor ordered by y then x."""
     axis = torch.arange(SQUARE_MIN, SQUARE_MAX + 1, device=device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import COORD_PLACEMENTS, Preset, Schedule, check_choice
+from gen.configs import COORD_PLACEMENTS, Preset, Schedule, check_choice, given
 from gen.errors import InputError
 
 ARCHS = ("dcgan", "tiled")
@@ -115,14 +115,10 @@ def gan_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: st
     arch, g_coords, d_coords = resolve_placement(coordconv, coord_in, coord_layers, arch)
     check_choice("generator arch", arch, ARCHS)
     preset = GAN_PRESETS[arch]
-    model = preset.model
+    base = preset.model
     model = replace(
-        model,
-        generator=replace(model.generator, coord_layers=g_coords, **_given(generator or {})),
-        discriminator=replace(model.discriminator, coord_layers=d_coords, **_given(discriminator or {})),
-        **_given(settings))
+        base,
+        generator=replace(base.generator, coord_layers=g_coords, **given(generator or {})),
+        discriminator=replace(base.discriminator, coord_layers=d_coords, **given(discriminator or {})),
+        **given(settings))
     return Preset(model, preset.schedule)
-
-
-def _given(values: dict) -> dict:
-    return {key: value for key, value in values.items() if value is not None}

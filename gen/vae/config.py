@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import COORD_PLACEMENTS, GENERATED_SOURCES, Preset, Schedule, check_choice
+from gen.configs import COORD_PLACEMENTS, GENERATED_SOURCES, Preset, Schedule, check_choice, given
 
 DECODERS = ("dcgan", "broadcast")
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
@@ -64,8 +64,6 @@ def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: st
     config = VAE_PRESET.model
     placement = {half + "_coords": coord_layers if coordconv and coord_in in ("both", half) else "none"
                  for half in ("encoder", "decoder")}
-    given = {key: value for key, value in (model or {}).items() if value is not None}
-    config = replace(config, model=replace(config.model, **placement, **given),
-                     likelihood=likelihood or default_likelihood(data),
-                     **{key: value for key, value in settings.items() if value is not None})
+    config = replace(config, model=replace(config.model, **placement, **given(model or {})),
+                     likelihood=likelihood or default_likelihood(data), **given(settings))
     return Preset(config, VAE_PRESET.schedule)
