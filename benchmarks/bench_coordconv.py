@@ -1,13 +1,16 @@
 """CoordConv vs plain convolution: forward + backward time of the same layer, side by side.
 
 The paper claims CoordConv costs no computational efficiency; this measures the ratio on
-this machine for DCGAN-sized layers. Usage: python benchmarks/bench_coordconv.py [--device cuda]
+this machine for DCGAN-sized layers, for gen's layer (the coordinate term added as a
+position-dependent bias) and for the textbook form that concatenates coordinate channels
+to the input. Usage: python benchmarks/bench_coordconv.py [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -22,7 +25,13 @@ LAYERS = [  # (batch, in, out, size, kernel, stride, transpose)
 ]
 
 
-def time_layer(layer: nn.Module, x: torch.Tensor, repeats: int) -> float:
+def concatenating(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The textbook CoordConv: the base torch layer over [x, coordinates]."""
+    base = type(layer).__mro__[1]
+    return lambda x: base.forward(layer, layer.add_coords(x))
+
+
+def time_layer(layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, repeats: int) -> float:
     """Median seconds of one forward + backward."""
     times = []
     for index in range(repeats + 2):
@@ -44,17 +53,20 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{'layer':<40} {'conv ms':>9} {'coordconv ms':>13} {'ratio':>7}")
+    print("| layer | conv ms | CoordConv ms | ratio | concatenating ms | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
     for batch, cin, cout, size, kernel, stride, transpose in LAYERS:
         x = torch.randn(batch, cin, size, size, device=device, requires_grad=True)
-        results = []
+        layers = {}
         for coord in (False, True):
             torch.manual_seed(0)
-            layer = make_conv(cin, cout, kernel, coord=coord, transpose=transpose, stride=stride,
-                              padding=1).to(device)
-            results.append(time_layer(layer, x, args.repeats))
+            layers[coord] = make_conv(cin, cout, kernel, coord=coord, transpose=transpose, stride=stride,
+                                      padding=1).to(device)
+        variants = (layers[False], layers[True], concatenating(layers[True]))
+        plain, coord, concat = (time_layer(variant, x, args.repeats) for variant in variants)
         name = f"{'deconv' if transpose else 'conv'} {cin}->{cout} k{kernel}s{stride} @{size} x{batch}"
-        print(f"{name:<40} {results[0] * 1e3:9.2f} {results[1] * 1e3:13.2f} {results[1] / results[0]:7.2f}")
+        print(f"| {name} | {plain * 1e3:.2f} | {coord * 1e3:.2f} | {coord / plain:.2f} | "
+              f"{concat * 1e3:.2f} | {concat / plain:.2f} |")
 
 
 if __name__ == "__main__":

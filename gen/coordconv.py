@@ -85,12 +85,16 @@ class AddCoords(nn.Module):
 
 
 def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
-    """Build a drop-in subclass of a torch conv layer that first appends coordinates.
+    """Build a drop-in subclass of a torch conv layer that also sees coordinates.
 
     The layer keeps the torch constructor signature (plus ``with_r``); its weight covers
     the input channels first and the coordinate channels last, so zeroing the last ones
-    gives back the plain convolution.
+    gives back the plain convolution. A convolution is linear in its input, so the one over
+    [x, coords] is conv(x; W_x) + conv(coords; W_c): the second term does not depend on the
+    batch, so it is computed once at batch size 1 and added as a position-dependent bias
+    (the same function and parameters as concatenating, at the cost of the plain conv).
     """
+    transposed = issubclass(base, nn.modules.conv._ConvTransposeNd)
 
     class _CoordLayer(base):
         def __init__(self, in_channels: int, out_channels: int, *args, with_r: bool = False,
@@ -103,8 +107,29 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
             self.add_coords = add_coords
             self.data_channels = in_channels
 
-        def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-            return super().forward(self.add_coords(x), *args, **kwargs)
+        def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+            if x.dim() != rank + 2:
+                raise ValueError(f"{type(self).__name__} expects a {rank + 2}-D input, got {x.dim()}-D")
+            coords = self.add_coords.grid(tuple(x.shape[2:]), x.device, x.dtype).unsqueeze(0)
+            split = 0 if transposed else 1  # torch keeps in_channels on dim 0 for transposed convs
+            data_weight, coord_weight = self.weight.split(
+                [self.data_channels, self.add_coords.extra_channels], dim=split)
+            if transposed:
+                output_padding = self._output_padding(x, output_size, self.stride, self.padding,
+                                                      self.kernel_size, rank, self.dilation)
+                data = self._transposed(x, data_weight, self.bias, output_padding)
+                position = self._transposed(coords, coord_weight, None, output_padding)
+            else:
+                data = self._conv_forward(x, data_weight, self.bias)
+                position = self._conv_forward(coords, coord_weight, None)
+            if rank == 2 and x.is_contiguous(memory_format=torch.channels_last):
+                position = position.contiguous(memory_format=torch.channels_last)
+            return data + position
+
+        def _transposed(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        output_padding: list[int]) -> torch.Tensor:
+            return nn.functional.conv_transpose2d(x, weight, bias, self.stride, self.padding,
+                                                  output_padding, self.groups, self.dilation)
 
     _CoordLayer.__name__ = _CoordLayer.__qualname__ = "Coord" + base.__name__
     return _CoordLayer

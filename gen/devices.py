@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from gen.errors import InputError
@@ -17,3 +19,25 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise InputError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_KEEP_BYTES = 1 << 30
+
+
+def keep_freed_host_memory() -> bool:
+    """Let glibc malloc reuse freed host memory instead of returning it to the system.
+
+    By default glibc serves blocks over a few MB with fresh mmap pages and gives them back on
+    free, so every activation of a CPU training step page-faults anew (PyTorch's CPU
+    allocator does no caching; its tuning guide suggests jemalloc or tcmalloc for this).
+    Raising the mmap and trim thresholds keeps them in the heap. Returns whether it applied
+    (False off glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    applied = [libc.mallopt(parameter, _KEEP_BYTES) for parameter in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD)]
+    return all(applied)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record
 from gen.configs import RunConfig
+from gen.devices import keep_freed_host_memory
 from gen.families import kind_of
 from gen.fileio import save_json
 from gen.images import grid_image, save_grid, to_uint8
@@ -80,6 +81,8 @@ def train(
     from torch.utils.tensorboard import SummaryWriter
 
     kind = kind_of(task.config)
+    if device.type == "cpu":
+        keep_freed_host_memory()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_json(run_dir / "config.json", config_record(run, task.config))
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)

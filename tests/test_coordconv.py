@@ -139,3 +139,58 @@ def test_uses_coords_placements():
     assert [uses_coords("none", i) for i in range(3)] == [False, False, False]
     with pytest.raises(ValueError, match="coord_layers"):
         uses_coords("last", 0)
+
+
+def concatenating_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The textbook CoordConv: the base torch layer applied to [x, coordinates]."""
+    base = type(layer).__mro__[1]
+    return base.forward(layer, layer.add_coords(x))
+
+
+@pytest.mark.parametrize("with_r", [False, True])
+@pytest.mark.parametrize(
+    "coord_cls, shape, kwargs",
+    [
+        (CoordConv1d, (3, 2, 11), {"stride": 2, "padding": 1}),
+        (CoordConv1d, (3, 2, 11), {"dilation": 2, "padding": 2, "padding_mode": "reflect"}),
+        (CoordConv2d, (3, 2, 9, 7), {"stride": 2, "padding": 1}),
+        (CoordConv2d, (3, 2, 9, 7), {"dilation": 2, "padding": 3}),
+        (CoordConv2d, (3, 2, 9, 7), {"padding": 1, "padding_mode": "circular"}),
+        (CoordConv3d, (2, 2, 5, 6, 7), {"stride": (1, 2, 2), "padding": 1}),
+        (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 2, "padding": 1}),
+        (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 3, "padding": 2, "dilation": 2, "output_padding": 1}),
+    ],
+)
+def test_position_bias_form_equals_concatenating_coordinates(coord_cls, shape, kwargs, with_r):
+    torch.manual_seed(0)
+    layer = coord_cls(2, 4, 3, with_r=with_r, **kwargs).double()
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+
+    def outputs_and_gradients(forward):
+        out = forward(x)
+        upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+        grads = torch.autograd.grad((out * upstream).sum(), [x, layer.weight, layer.bias])
+        return out, grads
+
+    out, grads = outputs_and_gradients(layer)
+    expected_out, expected_grads = outputs_and_gradients(lambda inp: concatenating_forward(layer, inp))
+    assert torch.allclose(out, expected_out, atol=1e-5)
+    for grad, expected in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected, atol=1e-5)
+
+
+def test_transposed_position_bias_honours_output_size():
+    layer = CoordConvTranspose2d(2, 3, 4, stride=2, padding=1)
+    x = torch.randn(2, 2, 5, 5)
+    out = layer(x, output_size=[11, 11])
+    assert out.shape == (2, 3, 11, 11)
+    assert torch.allclose(out, nn.ConvTranspose2d.forward(layer, layer.add_coords(x), output_size=[11, 11]),
+                          atol=1e-5)
+
+
+def test_channels_last_input_gives_channels_last_output():
+    layer = CoordConv2d(3, 8, 4, stride=2, padding=1)
+    x = torch.randn(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    out = layer(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, concatenating_forward(layer, x), atol=1e-5)
