@@ -3,6 +3,7 @@
 Times `GANTask.train_step` in-process on real squares batches (after warm-up steps), for
 `gen train gan` and `gen train gan --coordconv` with their default settings, and projects
 the wall time of each default run (steps x seconds per step; evaluation not included).
+On CPU it keeps freed host memory as `gen.training.train` does.
 
 Usage: python benchmarks/bench_gan_step.py [--steps 60] [--threads 2] [--device cpu]
 """
@@ -16,6 +17,7 @@ import torch
 
 from gen.configs import Preset
 from gen.data import make_squares
+from gen.devices import keep_freed_host_memory
 from gen.gan.config import GANConfig, gan_preset
 from gen.gan.task import GANTask
 
@@ -49,6 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu":
+        keep_freed_host_memory()  # as training does
 
     print(f"{args.steps} steps, batch {args.batch_size}, {args.threads} threads, {device}")
     print("| model | s / step | default steps | projected minutes |")

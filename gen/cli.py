@@ -217,6 +217,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
               help="Discriminator base width " + _gan_help(lambda m: m.discriminator.width) + ".")
+@click.option("--d-kernel", type=click.IntRange(min=2), default=None,
+              help="Discriminator conv kernel size " + _gan_help(lambda m: m.discriminator.kernel_size) + ".")
 @click.option("--loss", type=click.Choice(LOSSES), default=None,
               help=_gan_help(lambda m: m.loss))
 @click.option("--latent", type=click.Choice(LATENT_DISTRIBUTIONS), default=None,
@@ -233,15 +235,15 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, g_width, d_width, loss, latent, g_lr, d_lr, r1, ema, g_steps, minibatch_std,
-              **options) -> None:
+              latent_dim, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, g_steps,
+              minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
         coordconv, coord_in, coord_layers, arch,
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias},
-        discriminator={"width": d_width, "minibatch_std": minibatch_std},
+        discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema, g_steps=g_steps)
     tiled = preset.model.generator.arch == "tiled"
     launch_training("gan", preset, options, "coordconv" if coordconv or tiled else "conv")

@@ -30,6 +30,17 @@ def test_discriminator_gives_one_logit_per_image(resolution):
     assert disc(torch.randn(5, 3, resolution, resolution)).shape == (5,)
 
 
+@pytest.mark.parametrize("kernel_size", [3, 4, 5, 6])
+def test_discriminator_kernel_sizes_halve_the_map_exactly(kernel_size):
+    disc = Discriminator(DiscriminatorConfig(width=4, kernel_size=kernel_size, coord_layers="all"))
+    sizes = []
+    disc.layers[0].register_forward_hook(lambda module, args, out: sizes.append(out.shape[-1]))
+    assert disc(torch.randn(2, 1, 64, 64)).shape == (2,)
+    assert sizes == [32] and disc.layers[0].kernel_size == (kernel_size, kernel_size)
+    with pytest.raises(ValueError, match="kernel_size"):
+        DiscriminatorConfig(kernel_size=1)
+
+
 @pytest.mark.parametrize("layers, g_expected, d_expected", [("none", 0, 0), ("first", 1, 1), ("all", 4, 4)])
 def test_coordconv_placement(layers, g_expected, d_expected):
     gen = build_generator(GeneratorConfig(width=4, coord_layers=layers))

@@ -50,9 +50,12 @@ class DiscriminatorConfig:
     max_width: int = 512
     coord_layers: str = "none"
     minibatch_std: bool = True
+    kernel_size: int = 4  # of every stride-2 conv; 5 lets the second layer see both edges of a square
 
     def __post_init__(self) -> None:
         check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
+        if self.kernel_size < 2:
+            raise InputError(f"discriminator kernel_size must be at least 2, got {self.kernel_size}")
 
 
 @dataclass

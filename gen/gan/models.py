@@ -118,7 +118,8 @@ class MinibatchStd(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Stride-2 convs with leaky ReLU 0.2 down to 4x4, then a dense logit.
+    """Stride-2 convs (k x k, padded to halve the map exactly) with leaky ReLU 0.2 down to
+    4x4, then a dense logit.
 
     No batch norm: it mixes samples of a batch, which fights the R1 penalty and leaks
     real/fake batch statistics."""
@@ -129,8 +130,8 @@ class Discriminator(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         for index, (cin, cout) in enumerate(zip([config.channels] + widths[:-1], widths)):
-            layers += [make_conv(cin, cout, 4, coord=uses_coords(config.coord_layers, index),
-                                 stride=2, padding=1),
+            layers += [make_conv(cin, cout, config.kernel_size, coord=uses_coords(config.coord_layers, index),
+                                 stride=2, padding=(config.kernel_size - 1) // 2),
                        nn.LeakyReLU(0.2, inplace=True)]
         if config.minibatch_std:
             layers.append(MinibatchStd())
