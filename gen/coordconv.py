@@ -92,7 +92,7 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
     gives back the plain convolution. A convolution is linear in its input, so the one over
     [x, coords] is conv(x; W_x) + conv(coords; W_c): the second term does not depend on the
     batch, so it is computed once at batch size 1 and added as a position-dependent bias
-    (the same function and parameters as concatenating, at the cost of the plain conv).
+    (the same function and parameters as concatenating, without widening every image's input).
     """
     transposed = issubclass(base, nn.modules.conv._ConvTransposeNd)
 
