@@ -1,10 +1,10 @@
 """Where a squares GAN's invalid samples come from: squares drawn between two pixel positions.
 
 Draws samples from a checkpoint, decodes them (gen.geometry) and splits the placed samples
-(one object of >= 9 pixels) by whether the object's centroid lies more than 0.25 px off the
-pixel grid on either axis, then reports validity in each group. A generator that snaps
-squares to the grid is valid on the grid; its failures are the squares in between, drawn
-a pixel too wide or tall (README: "Where samples fail").
+(one object of >= 9 pixels: the position-only view) by whether the object's centroid lies
+more than 0.25 px off the pixel grid on either axis, then reports validity in each group. A
+generator that snaps squares to the grid is valid on the grid; its failures are the squares
+in between, drawn a pixel too wide or tall (README: "Where samples fail").
 
 Usage: python benchmarks/off_grid.py RUN_OR_CHECKPOINT [--n 3136] [--seed 7] [--threads 2]
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from gen.checkpoint import load_task
-from gen.geometry import MIN_PIXELS, decode, decode_samples
+from gen.geometry import decode_samples
 
 OFF_GRID_PX = 0.25
 
@@ -25,10 +25,7 @@ OFF_GRID_PX = 0.25
 def off_grid_report(images: torch.Tensor) -> dict[str, float]:
     """Validity overall and for placed squares off and on the pixel grid (1-channel squares)."""
     decoded = decode_samples(images, "squares")
-    objects = decode(images, grey=True)
-    big = objects.pixels >= MIN_PIXELS
-    centres = np.full((len(images), 2), np.nan)
-    centres[objects.image[big]] = objects.centre[big]  # placed samples hold exactly one
+    centres = decoded.placed_centres[:, 0]  # NaN where not placed
     placed = decoded.placed
     off = (np.abs(centres - np.round(centres)) > OFF_GRID_PX).any(axis=1) & placed
     on = placed & ~off
