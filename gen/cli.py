@@ -229,14 +229,17 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="R1 penalty weight (0: off) " + _gan_help(lambda m: m.r1_gamma) + ".")
 @click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="EMA decay of G's weights (0: off) " + _gan_help(lambda m: m.ema_beta) + ".")
+@click.option("--ema-rampup", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="EMA horizon in steps: this times (step + 10), until --ema caps it "
+                   + _gan_help(lambda m: round(m.ema_rampup, 3)) + ".")
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="G steps per D step " + _gan_help(lambda m: m.g_steps) + ".")
 @click.option("--minibatch-std/--no-minibatch-std", default=None,
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, g_steps,
-              minibatch_std, **options) -> None:
+              latent_dim, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup,
+              g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
@@ -244,7 +247,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
-        loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema, g_steps=g_steps)
+        loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
+        ema_rampup=ema_rampup, g_steps=g_steps)
     tiled = preset.model.generator.arch == "tiled"
     launch_training("gan", preset, options, "coordconv" if coordconv or tiled else "conv")
 

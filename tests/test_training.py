@@ -1,5 +1,6 @@
 import io
 import json
+from dataclasses import replace
 
 import lmdb
 import numpy as np
@@ -234,7 +235,8 @@ def test_preset_overrides_replace_only_given_fields():
     assert preset.model.generator.latent_dim == tiled.generator.latent_dim
     assert preset.model.d_lr == 1e-3 and preset.model.g_steps == tiled.g_steps
     run = preset.run_config(batch_size=8)
-    assert (run.steps, run.lr_rampdown, run.batch_size) == (5_000, 0.3, 8)
+    schedule = GAN_PRESETS["tiled"].schedule
+    assert (run.steps, run.lr_rampdown, run.batch_size) == (schedule.steps, schedule.lr_rampdown, 8)
     assert preset.run_config(steps=7).steps == 7
 
 
@@ -264,8 +266,22 @@ def test_ema_horizon_ramps_up_with_training(tiny_gan):
     with torch.no_grad():
         live.add_(1.0)
     before = ema.detach().clone()
-    task.update_ema(step=0)  # horizon 10 steps at the start: beta = 0.1
+    task.update_ema(step=0)  # horizon (0 + 10) / 9 steps at the start: beta = 0.1
     assert torch.allclose(ema, 0.1 * before + 0.9 * live.detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize(("rampup", "step", "beta"), [(0.5, 0, 0.8), (0.5, 190, 0.99), (0.5, 10**6, 0.999)])
+def test_ema_rampup_sets_the_horizon_until_ema_beta_caps_it(tiny_gan, rampup, step, beta):
+    from gen.gan.task import GANTask
+
+    task = GANTask(replace(tiny_gan, ema_rampup=rampup), torch.device("cpu"))
+    live = next(task.generator.parameters())
+    ema = next(task.generator_ema.parameters())
+    with torch.no_grad():
+        live.add_(1.0)
+    before = ema.detach().clone()
+    task.update_ema(step)  # horizon rampup * (step + 10): 5 steps, 100 steps, then capped at 1000
+    assert torch.allclose(ema, beta * before + (1 - beta) * live.detach(), atol=1e-6)
 
 
 def test_run_dataset_builds_each_source_one_way(tmp_path):

@@ -71,10 +71,13 @@ class GANConfig:
     r1_every: int = 4
     g_steps: int = 1
     ema_beta: float = 0.999
+    ema_rampup: float = 1 / 9  # EMA horizon: ema_rampup * (step + 10) steps, up to 1 / (1 - ema_beta)
 
     def __post_init__(self) -> None:
         check_choice("GAN loss", self.loss, LOSSES)
         check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
+        if self.ema_rampup <= 0:
+            raise InputError(f"ema_rampup must be positive, got {self.ema_rampup}")
 
     def for_data(self, channels: int, resolution: int) -> GANConfig:
         """The same GAN sized for images of this channel count and resolution."""
@@ -85,13 +88,15 @@ class GANConfig:
 
 # The tiled G trains only against the authors' slower D (lr 1e-4, two G steps per D step),
 # a wider D and a ramp-down; its last layer starts at 0 (its He-initialised stack needs no
-# dark start). A smoother D (R1 10) snaps its squares to the pixel grid in fewer steps.
+# dark start). A smoother D (R1 10) snaps its squares to the pixel grid in fewer steps, and
+# a faster G (lr 1e-3) gets there sooner on every seed, its noise averaged out by the EMA.
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(
         GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0),
-                  discriminator=DiscriminatorConfig(width=16), d_lr=1e-4, g_steps=2, r1_gamma=10.0),
-        Schedule(steps=5_000, lr_rampdown=0.3)),
+                  discriminator=DiscriminatorConfig(width=16), g_lr=1e-3, d_lr=1e-4, g_steps=2,
+                  r1_gamma=10.0),
+        Schedule(steps=4_000, lr_rampdown=0.3)),
 }
 
 
