@@ -6,6 +6,11 @@ more than 0.25 px off the pixel grid on either axis, then reports validity in ea
 generator that snaps squares to the grid is valid on the grid; its failures are the squares
 in between, drawn a pixel too wide or tall (README: "Where samples fail").
 
+For the tiled G, which draws every pixel as f(z, i, j), it also measures how wide and high
+each square is *between* pixel centres: G's output along the row and the column through the
+square's centre at 8 points per pixel. A square drawn 9.3 px wide covers 10 pixels at 30% of
+sub-pixel positions, so the spread of these widths is what costs validity off the grid.
+
 Usage: python benchmarks/off_grid.py RUN_OR_CHECKPOINT [--n 3136] [--seed 7] [--threads 2]
 """
 
@@ -20,6 +25,7 @@ from gen.checkpoint import load_task
 from gen.geometry import decode_samples
 
 OFF_GRID_PX = 0.25
+OVERSAMPLE = 8  # points per pixel where sub-pixel extents are measured
 
 
 def off_grid_report(images: torch.Tensor) -> dict[str, float]:
@@ -38,6 +44,23 @@ def off_grid_report(images: torch.Tensor) -> dict[str, float]:
             "valid_off_grid": share(off), "valid_on_grid": share(on)}
 
 
+def subpixel_extents(generator, latents: torch.Tensor, centres: np.ndarray,
+                     oversample: int = OVERSAMPLE) -> np.ndarray:
+    """Width and height in pixels (N x 2) of the square `generator.render` draws for each
+    latent, along the pixel row and column nearest its centre ((x, y) per sample, x the
+    column), sampled at `oversample` points per pixel and thresholded at mid-range (0), as
+    gen.geometry thresholds images."""
+    last = generator.config.resolution - 1
+    fine = torch.linspace(-1.0, 1.0, last * oversample + 1)
+    nearest = torch.as_tensor(np.round(centres), dtype=torch.float32) * 2 / last - 1  # (x, y) coords
+    across = fine.expand(len(latents), -1)
+    row = torch.stack([nearest[:, 1:2].expand_as(across), across], -1)  # (i, j): the row through y
+    column = torch.stack([across, nearest[:, 0:1].expand_as(across)], -1)
+    with torch.no_grad():
+        on = generator.render(latents, torch.stack([row, column], 1))[..., 0] > 0  # N x 2 x points
+    return on.sum(-1).numpy() / oversample
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -54,6 +77,15 @@ def main() -> None:
     print(f"{args.checkpoint} (step {checkpoint.step}, {args.n} samples, latent seed {args.seed})")
     for key, value in report.items():
         print(f"{key}: {value:.3f}")
+    generator = task.generator_ema
+    if hasattr(generator, "render"):
+        placed = decode_samples(images, "squares").placed_centres[:, 0]
+        keep = ~np.isnan(placed).any(axis=1)
+        extents = subpixel_extents(generator, latents[torch.as_tensor(keep)], placed[keep])
+        for axis, values in zip(("width", "height"), extents.T):
+            low, median, high = np.percentile(values, [5, 50, 95])
+            print(f"sub-pixel {axis} (px, placed samples): mean {values.mean():.3f}, sd {values.std():.3f}, "
+                  f"5% {low:.3f}, median {median:.3f}, 95% {high:.3f}")
 
 
 if __name__ == "__main__":

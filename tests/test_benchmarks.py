@@ -1,13 +1,15 @@
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from off_grid import off_grid_report  # noqa: E402
+from off_grid import off_grid_report, subpixel_extents  # noqa: E402
 
 from gen.data import make_squares  # noqa: E402
 
@@ -29,3 +31,29 @@ def test_off_grid_script_runs_on_a_checkpoint(gan_checkpoint):
                "--n", "32", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "off_grid_share_of_placed" in result.stdout
+
+
+class SquareRenderer:
+    """Draws a 9 px square at a sub-pixel centre (x, y) given as its latent, like the tiled G's
+    `render`: value +1 inside, -1 outside, at any (row, column) coordinates in [-1, 1]."""
+
+    config = SimpleNamespace(resolution=64)
+
+    def __init__(self, half_width: float = 4.5) -> None:
+        self.half_width = half_width
+
+    def render(self, centres: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        pixels = (coords + 1) * 63 / 2  # (row, column) in pixels
+        x, y = (centres[:, axis].reshape(-1, *[1] * (coords.dim() - 2)) for axis in (0, 1))
+        half = self.half_width
+        inside = ((pixels[..., 0] - y).abs() < half) & ((pixels[..., 1] - x).abs() < half)
+        return (inside.float() * 2 - 1)[..., None]
+
+
+def test_subpixel_extents_measure_squares_between_pixel_centres():
+    centres = torch.tensor([[20.3, 30.0], [40.5, 10.25], [12.0, 50.75]])
+    step = 1 / 8
+    extents = subpixel_extents(SquareRenderer(), centres, centres.numpy())
+    assert extents.shape == (3, 2) and np.all(np.abs(extents - 9) <= step)
+    wider = subpixel_extents(SquareRenderer(half_width=4.75), centres, np.round(centres.numpy()))
+    assert np.all(np.abs(wider - 9.5) <= step)  # measured from the nearest pixel row/column too

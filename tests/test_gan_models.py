@@ -169,3 +169,16 @@ def test_stage_widths_double_as_maps_halve_and_are_capped():
         stage_widths(48, 8, 512)
     dcgan = build_generator(GeneratorConfig(width=4))
     assert dcgan.project[0].out_features == 32 * 16  # the coarsest stage is the widest
+
+
+def test_tiled_generator_renders_its_image_and_between_pixel_centres():
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2)
+    gen = build_generator(config)
+    z = torch.randn(2, 3)
+    with torch.no_grad():
+        image = gen(z)
+        assert torch.equal(gen.render(z).permute(0, 3, 1, 2), image)
+        per_sample = gen.render(z, gen.coords.expand(2, -1, -1, -1))
+        assert torch.allclose(per_sample.permute(0, 3, 1, 2), image, atol=1e-6)
+        halfway = (gen.coords[:-1] + gen.coords[1:]) / 2  # between two pixel rows
+        assert gen.render(z, halfway).shape == (2, 31, 32, 1)

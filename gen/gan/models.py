@@ -97,14 +97,21 @@ class TiledGenerator(nn.Module):
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
 
-    def first_layer(self, z: torch.Tensor) -> torch.Tensor:
+    def first_layer(self, z: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
         """The first 1x1 conv over [tiled mapping(z), coords] times the gain, N x H x W x C.
         The gain scales both small terms before the broadcast sum, not the big result."""
+        coords = self.coords if coords is None else coords
         gain = self.config.first_gain
-        return gain * self.latent_in(self.mapping(z))[:, None, None, :] + gain * self.coords_in(self.coords)
+        return gain * self.latent_in(self.mapping(z))[:, None, None, :] + gain * self.coords_in(coords)
+
+    def render(self, z: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """G's output, N x H x W x channels, at the canvas's pixel centres or at any (row,
+        column) `coords` in [-1, 1] (H x W x 2, or N x H x W x 2 for a grid per sample): every
+        pixel is f(z, i, j), so the image can be drawn between pixel centres too."""
+        return self.layers(self.first_layer(z, coords))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.layers(self.first_layer(z)).permute(0, 3, 1, 2)
+        return self.render(z).permute(0, 3, 1, 2)
 
 
 class MinibatchStd(nn.Module):
