@@ -7,8 +7,8 @@ generator that snaps squares to the grid is valid on the grid; its failures are 
 in between, drawn a pixel too wide or tall (README: "Where samples fail").
 
 For the tiled G, which draws every pixel as f(z, i, j), it also measures how wide and high
-each square is *between* pixel centres: G's output along the row and the column through the
-square's centre at 8 points per pixel. A square drawn 9.3 px wide covers 10 pixels at 30% of
+each square is *between* pixel centres: G's output along the pixel row and column nearest
+the square's centre, at 8 points per pixel. A square drawn 9.3 px wide covers 10 pixels at 30% of
 sub-pixel positions, so the spread of these widths is what costs validity off the grid.
 
 Usage: python benchmarks/off_grid.py RUN_OR_CHECKPOINT [--n 3136] [--seed 7] [--threads 2]
@@ -17,20 +17,30 @@ Usage: python benchmarks/off_grid.py RUN_OR_CHECKPOINT [--n 3136] [--seed 7] [--
 from __future__ import annotations
 
 import argparse
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from gen.checkpoint import load_task
-from gen.geometry import decode_samples
+from gen.geometry import Decoded, decode_samples
 
 OFF_GRID_PX = 0.25
 OVERSAMPLE = 8  # points per pixel where sub-pixel extents are measured
+CHUNK = 256  # latents rendered at once: a fine row and column of 3136 would take over 1 GB
 
 
-def off_grid_report(images: torch.Tensor) -> dict[str, float]:
-    """Validity overall and for placed squares off and on the pixel grid (1-channel squares)."""
-    decoded = decode_samples(images, "squares")
+class Renderer(Protocol):
+    """A generator that draws at any coordinates, as gen.gan.models.TiledGenerator does."""
+
+    config: object  # with a .resolution
+
+    def render(self, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor: ...
+
+
+def off_grid_report(decoded: Decoded) -> dict[str, float]:
+    """Validity overall and for placed squares off and on the pixel grid, from the decoded
+    1-channel squares (gen.geometry.decode_samples)."""
     centres = decoded.placed_centres[:, 0]  # NaN where not placed
     placed = decoded.placed
     off = (np.abs(centres - np.round(centres)) > OFF_GRID_PX).any(axis=1) & placed
@@ -44,7 +54,7 @@ def off_grid_report(images: torch.Tensor) -> dict[str, float]:
             "valid_off_grid": share(off), "valid_on_grid": share(on)}
 
 
-def subpixel_extents(generator, latents: torch.Tensor, centres: np.ndarray,
+def subpixel_extents(generator: Renderer, latents: torch.Tensor, centres: np.ndarray,
                      oversample: int = OVERSAMPLE) -> np.ndarray:
     """Width and height in pixels (N x 2) of the square `generator.render` draws for each
     latent, along the pixel row and column nearest its centre ((x, y) per sample, x the
@@ -56,8 +66,10 @@ def subpixel_extents(generator, latents: torch.Tensor, centres: np.ndarray,
     across = fine.expand(len(latents), -1)
     row = torch.stack([nearest[:, 1:2].expand_as(across), across], -1)  # (i, j): the row through y
     column = torch.stack([across, nearest[:, 0:1].expand_as(across)], -1)
+    coords = torch.stack([row, column], 1)  # N x 2 x points x (i, j)
+    chunks = zip(latents.split(CHUNK), coords.split(CHUNK))
     with torch.no_grad():
-        on = generator.render(latents, torch.stack([row, column], 1))[..., 0] > 0  # N x 2 x points
+        on = torch.cat([generator.render(z, grid)[..., 0] > 0 for z, grid in chunks])
     return on.sum(-1).numpy() / oversample
 
 
@@ -73,13 +85,14 @@ def main() -> None:
     latents = task.latents(args.n, torch.Generator().manual_seed(args.seed))
     with torch.no_grad():
         images = task.sample(latents)
-    report = off_grid_report(images)
+    decoded = decode_samples(images, "squares")
+    report = off_grid_report(decoded)
     print(f"{args.checkpoint} (step {checkpoint.step}, {args.n} samples, latent seed {args.seed})")
     for key, value in report.items():
         print(f"{key}: {value:.3f}")
     generator = task.generator_ema
     if hasattr(generator, "render"):
-        placed = decode_samples(images, "squares").placed_centres[:, 0]
+        placed = decoded.placed_centres[:, 0]
         keep = ~np.isnan(placed).any(axis=1)
         extents = subpixel_extents(generator, latents[torch.as_tensor(keep)], placed[keep])
         for axis, values in zip(("width", "height"), extents.T):

@@ -12,16 +12,17 @@ sys.path.insert(0, str(BENCHMARKS))
 from off_grid import off_grid_report, subpixel_extents  # noqa: E402
 
 from gen.data import make_squares  # noqa: E402
+from gen.geometry import decode_samples  # noqa: E402
 
 
 def test_off_grid_report_separates_squares_between_pixel_positions():
     squares = make_squares()
     images = squares.float_images()[torch.as_tensor(squares.centres[:, 0] < 50)][:200]  # room to widen
-    on_grid = off_grid_report(images)
+    on_grid = off_grid_report(decode_samples(images, "squares"))
     assert on_grid["valid"] == 1.0 and on_grid["placed"] == 1.0
     assert on_grid["off_grid_share_of_placed"] == 0.0 and on_grid["valid_on_grid"] == 1.0
     widened = torch.maximum(images, images.roll(1, dims=-1))  # 10 px wide: centroid half a pixel off
-    between = off_grid_report(widened)
+    between = off_grid_report(decode_samples(widened, "squares"))
     assert between["placed"] == 1.0 and between["off_grid_share_of_placed"] == 1.0
     assert between["valid_off_grid"] == 0.0 and between["valid"] == 0.0
 
@@ -33,27 +34,28 @@ def test_off_grid_script_runs_on_a_checkpoint(gan_checkpoint):
     assert "off_grid_share_of_placed" in result.stdout
 
 
-class SquareRenderer:
-    """Draws a 9 px square at a sub-pixel centre (x, y) given as its latent, like the tiled G's
+class RectangleRenderer:
+    """Draws a rectangle at a sub-pixel centre (x, y) given as its latent, like the tiled G's
     `render`: value +1 inside, -1 outside, at any (row, column) coordinates in [-1, 1]."""
 
     config = SimpleNamespace(resolution=64)
 
-    def __init__(self, half_width: float = 4.5) -> None:
-        self.half_width = half_width
+    def __init__(self, half_width: float, half_height: float) -> None:
+        self.half_width, self.half_height = half_width, half_height
 
     def render(self, centres: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         pixels = (coords + 1) * 63 / 2  # (row, column) in pixels
         x, y = (centres[:, axis].reshape(-1, *[1] * (coords.dim() - 2)) for axis in (0, 1))
-        half = self.half_width
-        inside = ((pixels[..., 0] - y).abs() < half) & ((pixels[..., 1] - x).abs() < half)
+        inside = (pixels[..., 0] - y).abs() < self.half_height
+        inside &= (pixels[..., 1] - x).abs() < self.half_width
         return (inside.float() * 2 - 1)[..., None]
 
 
 def test_subpixel_extents_measure_squares_between_pixel_centres():
     centres = torch.tensor([[20.3, 30.0], [40.5, 10.25], [12.0, 50.75]])
     step = 1 / 8
-    extents = subpixel_extents(SquareRenderer(), centres, centres.numpy())
-    assert extents.shape == (3, 2) and np.all(np.abs(extents - 9) <= step)
-    wider = subpixel_extents(SquareRenderer(half_width=4.75), centres, np.round(centres.numpy()))
-    assert np.all(np.abs(wider - 9.5) <= step)  # measured from the nearest pixel row/column too
+    square = subpixel_extents(RectangleRenderer(4.5, 4.5), centres, centres.numpy())
+    assert square.shape == (3, 2) and np.all(np.abs(square - 9) <= step)
+    wide = subpixel_extents(RectangleRenderer(4.75, 5.0), centres, centres.numpy())
+    assert np.all(np.abs(wide[:, 0] - 9.5) <= step)  # width
+    assert np.all(np.abs(wide[:, 1] - 10) <= step)  # height

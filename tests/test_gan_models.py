@@ -180,5 +180,7 @@ def test_tiled_generator_renders_its_image_and_between_pixel_centres():
         assert torch.equal(gen.render(z).permute(0, 3, 1, 2), image)
         per_sample = gen.render(z, gen.coords.expand(2, -1, -1, -1))
         assert torch.allclose(per_sample.permute(0, 3, 1, 2), image, atol=1e-6)
+        every_other = gen.render(z, gen.coords[::2, ::2])  # the convention: (row, column) at pixel centres
+        assert torch.allclose(every_other, image.permute(0, 2, 3, 1)[:, ::2, ::2], atol=1e-6)
         halfway = (gen.coords[:-1] + gen.coords[1:]) / 2  # between two pixel rows
         assert gen.render(z, halfway).shape == (2, 31, 32, 1)

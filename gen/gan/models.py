@@ -108,6 +108,8 @@ class TiledGenerator(nn.Module):
         """G's output, N x H x W x channels, at the canvas's pixel centres or at any (row,
         column) `coords` in [-1, 1] (H x W x 2, or N x H x W x 2 for a grid per sample): every
         pixel is f(z, i, j), so the image can be drawn between pixel centres too."""
+        if coords is not None and coords.dim() not in (3, 4):
+            raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
         return self.layers(self.first_layer(z, coords))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -81,8 +81,9 @@ class GANTask(Task):
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
         """Average G's weights over a horizon of `ema_rampup * (step + 10)` steps, capped at
-        1 / (1 - ema_beta): it grows with training (as StyleGAN2-ADA's ema_rampup) so early
-        samples are not an average dominated by the random initialisation."""
+        1 / (1 - ema_beta): it grows with training (like StyleGAN2-ADA's ema_rampup, which
+        counts images, not steps) so early samples are not an average dominated by the random
+        initialisation."""
         horizon = self.config.ema_rampup * (step + 10)
         beta = min(self.config.ema_beta, max(0.0, 1 - 1 / horizon))
         for ema, live in zip(self.generator_ema.parameters(), self.generator.parameters()):
