@@ -180,12 +180,13 @@ def test_cli_train_sample_and_errors(tmp_path):
     runner = CliRunner()
     run_dir = tmp_path / "run"
     args = ["train", "gan", "--coordconv", "--steps", "2", "--batch-size", "4", "--g-width", "4",
-            "--d-width", "4", "--latent-dim", "8", "--eval-every", "100", "--device", "cpu",
-            "--out", str(run_dir)]
+            "--d-width", "4", "--latent-dim", "8", "--ema-rampup", "0.5", "--eval-every", "100",
+            "--device", "cpu", "--out", str(run_dir)]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert str(run_dir) in result.output
     config = json.loads((run_dir / "config.json").read_text())["model"]
+    assert config["ema_rampup"] == 0.5
     assert config["generator"]["coord_layers"] == "all" and config["discriminator"]["coord_layers"] == "all"
     assert config["generator"]["arch"] == "tiled"  # the authors' CoordConv generator is the default
     tiled = GAN_PRESETS["tiled"].model
