@@ -89,7 +89,7 @@ class GANConfig:
 # The tiled G trains only against the authors' slower D (lr 1e-4, two G steps per D step),
 # a wider D and a ramp-down; its last layer starts at 0 (its He-initialised stack needs no
 # dark start). A smoother D (R1 10) snaps its squares to the pixel grid in fewer steps, and
-# a faster G (lr 1e-3) gets there sooner on every seed, its noise averaged out by the EMA.
+# a faster G (lr 1e-3) gets there sooner on every seed tried, its noise averaged out by the EMA.
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(
