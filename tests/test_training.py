@@ -258,30 +258,21 @@ def test_coordconv_switches_resolve_to_a_generator_and_placements():
         resolve_placement(True, "both", "first")
 
 
-def test_ema_horizon_ramps_up_with_training(tiny_gan):
+@pytest.mark.parametrize(("rampup", "step", "beta"),
+                         [(None, 0, 0.1), (0.5, 0, 0.8), (0.5, 190, 0.99), (0.5, 10**6, 0.999)])
+def test_ema_horizon_ramps_up_until_ema_beta_caps_it(tiny_gan, rampup, step, beta):
+    """Horizon ema_rampup * (step + 10): the default's (0 + 10) / 9 steps at the start, then
+    5 and 100 steps with ema_rampup 0.5, capped at 1 / (1 - 0.999) = 1000."""
     from gen.gan.task import GANTask
 
-    task = GANTask(tiny_gan, torch.device("cpu"))
+    config = tiny_gan if rampup is None else replace(tiny_gan, ema_rampup=rampup)
+    task = GANTask(config, torch.device("cpu"))
     live = next(task.generator.parameters())
     ema = next(task.generator_ema.parameters())
     with torch.no_grad():
         live.add_(1.0)
     before = ema.detach().clone()
-    task.update_ema(step=0)  # horizon (0 + 10) / 9 steps at the start: beta = 0.1
-    assert torch.allclose(ema, 0.1 * before + 0.9 * live.detach(), atol=1e-6)
-
-
-@pytest.mark.parametrize(("rampup", "step", "beta"), [(0.5, 0, 0.8), (0.5, 190, 0.99), (0.5, 10**6, 0.999)])
-def test_ema_rampup_sets_the_horizon_until_ema_beta_caps_it(tiny_gan, rampup, step, beta):
-    from gen.gan.task import GANTask
-
-    task = GANTask(replace(tiny_gan, ema_rampup=rampup), torch.device("cpu"))
-    live = next(task.generator.parameters())
-    ema = next(task.generator_ema.parameters())
-    with torch.no_grad():
-        live.add_(1.0)
-    before = ema.detach().clone()
-    task.update_ema(step)  # horizon rampup * (step + 10): 5 steps, 100 steps, then capped at 1000
+    task.update_ema(step)
     assert torch.allclose(ema, beta * before + (1 - beta) * live.detach(), atol=1e-6)
 
 
