@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
 
 import torch
 
@@ -19,6 +20,18 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise InputError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> None:
+    """Set a random generator's saved state. A state saved on another device type (a CUDA
+    run sampled or resumed on CPU) has another layout, and its stream cannot carry over;
+    the generator is then seeded from a digest of that state, so the result stays
+    reproducible."""
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+    else:
+        digest = hashlib.sha256(state.cpu().numpy().tobytes()).digest()
+        generator.manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 # glibc mallopt parameters (malloc.h)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from gen.devices import restore_generator
 from gen.errors import InputError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Task:
             net.load_state_dict(state["networks"][name])
         for name, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
-        self.noise.set_state(state["noise"])
+        restore_generator(self.noise, state["noise"])
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RunConfig
 from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
+from gen.devices import restore_generator
 from gen.errors import InputError
 from gen.images import to_model_range
 
@@ -41,7 +42,7 @@ class TensorBatches:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
 
 class LoaderBatches:
