@@ -8,6 +8,8 @@ weights_only=True (data, never code). Payload keys are read here and nowhere els
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +97,46 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise InputError(f"no checkpoint at {path}")
     try:
         payload = load_torch(path)
+    except pickle.UnpicklingError as error:
+        code = re.search(r"GLOBAL ([\w.]+)", str(error))  # what torch's weights-only unpickler refused
+        if code is None:
+            raise InputError(f"{path} is not a readable checkpoint (UnpicklingError)") from None
+        raise InputError(f"{path} holds pickled code or objects, not plain data ({code.group(1)}): "
+                         "refused without running it (checkpoints are loaded as data only)") from None
     except Exception as error:  # torch raises many types for foreign or corrupt files
         raise InputError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
     if not isinstance(payload, dict) or not {"format", "kind", "config"} <= set(payload):
         raise InputError(f"{path} is not a coordgen checkpoint")
     return Checkpoint.from_payload(payload)
+
+
+def snapshot_name(step: int) -> str:
+    """The file name of a run's snapshot at a step (kept beside checkpoint.pt)."""
+    return f"checkpoint-{step:07d}.pt"
+
+
+def snapshots(run_dir: Path) -> list[Path]:
+    """A run's step snapshots, oldest first."""
+    return sorted(run_dir.glob("checkpoint-[0-9]*.pt"))
+
+
+def load_latest_good(run_dir: str | os.PathLike) -> tuple[Checkpoint, list[str]]:
+    """The newest readable checkpoint of a run directory: checkpoint.pt, else its snapshots
+    from the newest down (a file damaged by a failing disk or a foreign hand); with one
+    note per unreadable file passed over. InputError when none is readable."""
+    run_dir = Path(run_dir)
+    candidates = [run_dir / CHECKPOINT_NAME, *reversed(snapshots(run_dir))]
+    skipped = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            return load_checkpoint(path), skipped
+        except InputError as error:
+            skipped.append(str(error))
+    if not skipped:
+        raise InputError(f"no checkpoint in {run_dir}")
+    raise InputError(f"no readable checkpoint in {run_dir}: {'; '.join(skipped)}")
 
 
 def load_task(path: str | os.PathLike, device: torch.device) -> tuple[Task, Checkpoint]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig, given
-from gen.errors import InputError
+from gen.errors import InputError, RunStopped
 from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
-from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_likelihood, vae_preset
+from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_decoder, default_likelihood, vae_preset
 
 
 class BadInput(click.ClickException):
@@ -33,6 +33,8 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except InputError as error:
             raise BadInput(str(error)) from None
+        except RunStopped as error:
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,6 +149,8 @@ def run_options(command):
                      show_default=True),
         click.option("--ckpt-every", type=click.IntRange(min=1), default=_run_default("ckpt_every"),
                      show_default=True),
+        click.option("--keep", type=click.IntRange(min=1), default=_run_default("keep"), show_default=True,
+                     help="Step snapshots kept besides checkpoint.pt (the newest)."),
         click.option("--eval-every", type=click.IntRange(min=1), default=_run_default("eval_every"),
                      show_default=True, help="Geometric metrics of samples (squares/shapes)."),
         click.option("--eval-samples", type=click.IntRange(min=1), default=_run_default("eval_samples"),
@@ -179,7 +183,9 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
         prepared = runs.prepare_resume(run_dir, options["steps"], options["device"])
-        click.echo(f"resuming {run_dir}")
+        for note in prepared.passed_over:
+            click.echo(f"passed over {note}", err=True)
+        click.echo(f"resuming {run_dir} from step {prepared.start_step}")
     else:
         settings = given({name: value for name, value in options.items() if name in RUN_FIELDS})
         settings.update(root=None if options["root"] is None else str(options["root"]),
@@ -188,8 +194,12 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
         prepared = runs.prepare_start(run, preset.model, run_dir)
         click.echo(f"run directory: {run_dir}")
-    checkpoint = prepared.train()
-    click.echo(f"done: checkpoint {checkpoint}, samples {run_dir / 'samples.png'}, "
+    outcome = prepared.train()
+    if outcome.stopped_by is not None:
+        click.echo(f"stopped by {outcome.stopped_by} after step {outcome.step}: saved {outcome.checkpoint}; "
+                   f"continue with: gen train {kind} --resume {run_dir}")
+        return
+    click.echo(f"done: checkpoint {outcome.checkpoint}, samples {run_dir / 'samples.png'}, "
                f"TensorBoard logs {run_dir / 'tb'}")
 
 
@@ -262,7 +272,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
               help="With --coordconv: every conv layer or the first only.")
 @click.option("--decoder", type=click.Choice(DECODERS), default=None,
               help="Transposed-conv decoder, or the spatial broadcast (tiled latent + coords) one "
-                   f"[default: {VAE_PRESET.model.model.decoder}].")
+                   f"[default: {default_decoder(True)} with CoordConv in the decoder, else "
+                   f"{default_decoder(False)}].")
 @click.option("--likelihood", type=click.Choice(LIKELIHOODS), default=None,
               help="[default: " + ", ".join(f"{default_likelihood(data)} for {data}"
                                             for data in DATA_SOURCES) + "]")

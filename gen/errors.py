@@ -1,8 +1,9 @@
-"""The one error type for bad user input.
+"""The error types that are not bugs.
 
-Raised where input is validated (flags, files, configs, checkpoints). The command line turns
-it, and only it, into a one-line message with exit code 2; any other exception is a bug and
-keeps its traceback. It is a ValueError, so Python callers can catch either.
+InputError is bad user input, raised where input is validated (flags, files, configs,
+checkpoints): the command line turns it into a one-line message with exit code 2.
+RunStopped is a run that had to stop (training diverged, a checkpoint could not be
+written): one line, exit code 1. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,3 +11,8 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input from the user: a flag, a file, a config value or a checkpoint."""
+
+
+class RunStopped(RuntimeError):
+    """A training run that had to stop early for a reason the user must act on; its last
+    good checkpoint is intact."""

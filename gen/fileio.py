@@ -1,4 +1,5 @@
-"""Atomic file output: a crash or a bad input never leaves a half-written file behind."""
+"""Atomic, durable file output: a crash, a kill -9 or a bad input never leaves a half-written
+file behind."""
 
 from __future__ import annotations
 
@@ -23,9 +24,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's entries to disk, so that a rename is durable: after a
+    power loss or kill -9 the path holds the old file or the whole new one."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:

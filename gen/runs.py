@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from gen.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from gen.checkpoint import CHECKPOINT_NAME, load_latest_good
 from gen.configs import RunConfig
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
@@ -25,7 +26,7 @@ from gen.families import build_task
 from gen.gan.config import GANConfig
 from gen.metrics.coverage import evaluate_samples
 from gen.task import Task, draw_samples
-from gen.training import seed_everything, set_rng_state, train
+from gen.training import Outcome, seed_everything, set_rng_state, train
 from gen.vae.config import VAEConfig
 
 
@@ -52,6 +53,20 @@ def evaluator(data: RunDataset, run: RunConfig, device: torch.device) -> Callabl
     return evaluate
 
 
+def check_writable(run_dir: Path) -> None:
+    """InputError unless files can be written in run_dir (made if missing): found at the
+    start rather than at the first checkpoint, minutes in."""
+    existed = run_dir.is_dir()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as error:
+        if not existed and run_dir.is_dir():
+            run_dir.rmdir()
+        raise InputError(f"cannot write in the run directory {run_dir} ({error.strerror or error})") from None
+
+
 @dataclass
 class PreparedRun:
     """A run with its data, task and state built and checked, and nothing written yet: bad
@@ -64,9 +79,10 @@ class PreparedRun:
     device: torch.device
     start_step: int
     evaluate: Callable[[Task], dict] | None
+    passed_over: tuple[str, ...] = ()  # unreadable checkpoints a resume fell back past
 
-    def train(self) -> Path:
-        """Train to `run.steps`; returns the latest checkpoint's path."""
+    def train(self) -> Outcome:
+        """Train to `run.steps` (or until a stop signal)."""
         return train(self.task, self.run, self.batches, self.run_dir, self.device, self.start_step,
                      self.evaluate)
 
@@ -83,6 +99,7 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     model = model.for_data(data.channels, run.resolution)
     task = build_task(model, device, run.seed)
     batches = data.batches(run.batch_size, run.seed, run.workers, device)
+    check_writable(run_dir)
     return PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device))
 
 
@@ -91,7 +108,7 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
     """The run in run_dir restored from its latest checkpoint, optionally to a new total step
     count or on another device."""
     run_dir = Path(run_dir)
-    checkpoint = load_checkpoint(run_dir)
+    checkpoint, skipped = load_latest_good(run_dir)
     run = checkpoint.run
     if steps is not None:
         if steps <= checkpoint.step:
@@ -100,20 +117,22 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
     if device_name is not None:
         run = dataclasses.replace(run, device=device_name)
     device = resolve_device(run.device)
+    check_writable(run_dir)
     data = run_dataset(run, device)
     task = build_task(checkpoint.model, device, run.seed)
     task.load_state_dict(checkpoint.task)
     batches = data.batches(run.batch_size, run.seed, run.workers, device)
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)
-    return PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluator(data, run, device))
+    return PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluator(data, run, device),
+                       tuple(skipped))
 
 
 def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> Path:
     """Train a new run in run_dir; returns its latest checkpoint's path."""
-    return prepare_start(run, model, run_dir).train()
+    return prepare_start(run, model, run_dir).train().checkpoint
 
 
 def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None) -> Path:
     """Continue a run from its latest checkpoint; returns the latest checkpoint's path."""
-    return prepare_resume(run_dir, steps, device_name).train()
+    return prepare_resume(run_dir, steps, device_name).train().checkpoint

@@ -9,8 +9,11 @@ grids, checkpoints). Steps return detached tensors and the loop reads them back 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record
+from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record, snapshot_name, snapshots
 from gen.configs import RunConfig
 from gen.devices import keep_freed_host_memory
+from gen.errors import RunStopped
 from gen.families import kind_of
 from gen.fileio import save_json
 from gen.images import grid_image, save_grid, to_uint8
@@ -64,6 +68,79 @@ class ScalarLog:
         return means
 
 
+@dataclass
+class Outcome:
+    """How a training call ended: the latest checkpoint, its step, and the signal that
+    stopped the run early (None when it ran to the end)."""
+
+    checkpoint: Path
+    step: int
+    stopped_by: str | None = None
+
+
+class StopRequests:
+    """SIGINT and SIGTERM (what a cluster scheduler sends before it kills a job) ask the loop
+    to stop after the current step and save, instead of killing it mid-step. Later signals
+    are only noted, so a second Ctrl-C cannot interrupt the save. Handlers are installed only
+    in the main thread (Python allows no other) and restored on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = self.received or signal.Signals(signum).name
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def check_finite_scalars(means: dict[str, float], step: int, last_saved: int | None) -> None:
+    """RunStopped naming the first non-finite logged loss (the loop reads losses back only
+    at log intervals, so this costs no host sync of its own)."""
+    for key, value in means.items():
+        if not math.isfinite(value):
+            raise RunStopped(f"{key} is {value} in the steps up to {step}: training diverged; "
+                             + kept_state(last_saved))
+
+
+def check_finite_weights(task: Task, step: int, last_saved: int | None) -> None:
+    """RunStopped if any network holds a non-finite weight: never save such a state."""
+    for name, net in task.networks().items():
+        finite = torch.stack([p.isfinite().all() for p in net.parameters()]).all()
+        if not bool(finite):
+            raise RunStopped(f"the {name} has non-finite weights at step {step}: training diverged; "
+                             + kept_state(last_saved))
+
+
+def kept_state(last_saved: int | None) -> str:
+    if last_saved is None:
+        return "no checkpoint was saved before it"
+    return f"{CHECKPOINT_NAME} keeps step {last_saved}, the last finite state"
+
+
+def save_checkpoint(checkpoint: Checkpoint, run_dir: Path, keep: int) -> None:
+    """The step's snapshot and checkpoint.pt, each written atomically; then only the newest
+    `keep` snapshots stay. A failed write (full disk, read-only directory) leaves the previous
+    files whole and stops the run with one line."""
+    try:
+        checkpoint.save(run_dir / snapshot_name(checkpoint.step))
+        checkpoint.save(run_dir / CHECKPOINT_NAME)
+    except OSError as error:
+        raise RunStopped(f"could not write the step {checkpoint.step} checkpoint in {run_dir} "
+                         f"({error.strerror or error}); the previous checkpoint is intact") from None
+    for old in snapshots(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
 def train(
     task: Task,
     run: RunConfig,
@@ -72,52 +149,69 @@ def train(
     device: torch.device,
     start_step: int = 0,
     evaluate: Callable[[Task], dict] | None = None,
-) -> Path:
+) -> Outcome:
     """Run `task` from `start_step` to `run.steps`, writing logs and checkpoints to run_dir.
 
     `batches` yields real image batches on `device` and can save/restore its position;
-    `evaluate` measures the task (its samples, reconstructions) as a JSON-ready dict.
+    `evaluate` measures the task (its samples, reconstructions) as a JSON-ready dict. A
+    SIGINT or SIGTERM ends the run after the current step with a checkpoint of it; a
+    non-finite loss or weight, or a failed checkpoint write, raises RunStopped.
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    kind = kind_of(task.config)
-    if device.type == "cpu":
-        keep_freed_host_memory()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_json(run_dir / "config.json", config_record(run, task.config))
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
-    fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
-    scalars = ScalarLog()
-    progress = tqdm(range(start_step + 1, run.steps + 1), initial=start_step, total=run.steps,
-                    desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0)
-    started = time.perf_counter()
-    for step in progress:
-        set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
-        scalars.add(task.train_step(next(batches), step))
-        if step % run.log_every == 0 or step == run.steps:
-            means = scalars.flush()
-            for key, value in means.items():
-                writer.add_scalar(key, value, step)
-            writer.add_scalar("speed/steps_per_second",
-                              (step - start_step) / (time.perf_counter() - started), step)
-            progress.set_postfix({key.split("/")[-1]: f"{value:.3f}" for key, value in means.items()})
-        if step % run.image_every == 0 or step == run.steps:
-            write_images(writer, task, fixed, step)
-        if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
-            metrics = evaluate(task)
-            for key, value in flatten_metrics(metrics).items():
-                writer.add_scalar(f"metrics/{key}", value, step)
-            save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
-            save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
-        if step % run.ckpt_every == 0 or step == run.steps:
-            checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
-                                    batches.state_dict())
-            checkpoint.save(run_dir / f"checkpoint-{step:07d}.pt")
-            checkpoint.save(run_dir / CHECKPOINT_NAME)
-    writer.close()
-    final = draw_samples(task, 64, run.seed + 1, device)
-    save_grid(run_dir / "samples.png", to_uint8(final))
-    return run_dir / CHECKPOINT_NAME
+    with StopRequests() as stop:
+        kind = kind_of(task.config)
+        if device.type == "cpu":
+            keep_freed_host_memory()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(run_dir / "config.json", config_record(run, task.config))
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+        fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
+        scalars = ScalarLog()
+        progress = tqdm(range(start_step + 1, run.steps + 1), initial=start_step, total=run.steps,
+                        desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0)
+        started = time.perf_counter()
+        last_saved = start_step if start_step else None
+        step = start_step
+        for step in progress:
+            set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
+            scalars.add(task.train_step(next(batches), step))
+            if step % run.log_every == 0 or step == run.steps:
+                means = scalars.flush()
+                check_finite_scalars(means, step, last_saved)
+                for key, value in means.items():
+                    writer.add_scalar(key, value, step)
+                for key, value in batches_counters(batches).items():
+                    writer.add_scalar(key, value, step)
+                writer.add_scalar("speed/steps_per_second",
+                                  (step - start_step) / (time.perf_counter() - started), step)
+                progress.set_postfix({key.split("/")[-1]: f"{value:.3f}" for key, value in means.items()})
+            if step % run.image_every == 0 or step == run.steps:
+                write_images(writer, task, fixed, step)
+            if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
+                metrics = evaluate(task)
+                for key, value in flatten_metrics(metrics).items():
+                    writer.add_scalar(f"metrics/{key}", value, step)
+                save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
+                save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
+            if step % run.ckpt_every == 0 or step == run.steps or stop.received:
+                check_finite_weights(task, step, last_saved)
+                save_checkpoint(Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
+                                           batches.state_dict()), run_dir, run.keep)
+                last_saved = step
+            if stop.received:
+                break
+        progress.close()
+        writer.close()
+        final = draw_samples(task, 64, run.seed + 1, device)
+        save_grid(run_dir / "samples.png", to_uint8(final))
+    return Outcome(run_dir / CHECKPOINT_NAME, step, stop.received)
+
+
+def batches_counters(batches) -> dict[str, float]:
+    """Counters a batch stream keeps (records it skipped), for TensorBoard."""
+    counters = getattr(batches, "counters", None)
+    return counters() if counters is not None else {}
 
 
 def lr_scale(step: int, steps: int, rampdown: float) -> float:

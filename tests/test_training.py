@@ -46,8 +46,8 @@ def test_lsun_reader_decodes_webp_and_jpeg(tmp_path):
     dataset = LSUN(tmp_path, resolution=32)
     assert len(dataset) == 6
     for i in (0, 1, 5):
-        image = dataset[i]
-        assert image.shape == (3, 32, 32)
+        image, skipped = dataset[i]
+        assert image.shape == (3, 32, 32) and skipped == 0
         expected = torch.tensor([40 * i, 200, 10]) / 127.5 - 1
         assert torch.allclose(image.mean(dim=(1, 2)), expected, atol=0.05)
 
@@ -65,7 +65,7 @@ def test_folder_reader_resizes_and_centre_crops(tmp_path):
     colour_image((0, 0, 255)).save(tmp_path / "b.jpg")
     dataset = ImageFolder(tmp_path, resolution=16)
     assert [f.name for f in dataset.files] == ["b.jpg", "a.png"]
-    blue, stripe = dataset[0], dataset[1]
+    (blue, _), (stripe, _) = dataset[0], dataset[1]
     assert torch.allclose(blue.mean(dim=(1, 2)), torch.tensor([-1.0, -1.0, 1.0]), atol=0.05)
     assert stripe.shape == (3, 16, 16)
     assert torch.all(stripe[:, :, 1:-1] > 0.9)

@@ -152,12 +152,15 @@ def test_cli_train_vae_and_sample(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_vae_preset_places_coordconv_and_picks_the_likelihood_for_the_data():
+def test_vae_preset_places_coordconv_and_picks_the_decoder_and_likelihood():
     from gen.vae.config import VAE_PRESET, vae_preset
 
     assert vae_preset().model == VAEConfig() == VAE_PRESET.model
     decoder_only = vae_preset(coordconv=True, coord_in="decoder", coord_layers="first").model.model
     assert (decoder_only.encoder_coords, decoder_only.decoder_coords) == ("none", "first")
+    assert decoder_only.decoder == vae_preset(coordconv=True).model.model.decoder == "broadcast"
+    assert vae_preset(coordconv=True, coord_in="encoder").model.model.decoder == "dcgan"
+    assert vae_preset(coordconv=True, model={"decoder": "dcgan"}).model.model.decoder == "dcgan"
     assert vae_preset(data="lsun").model.likelihood == "discretized"
     assert vae_preset(data="lsun", likelihood="gaussian").model.likelihood == "gaussian"
     assert vae_preset(model={"width": 3, "latent_dim": None}, beta=None).model.model.width == 3

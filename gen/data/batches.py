@@ -58,6 +58,7 @@ class LoaderBatches:
         self.workers = workers
         self.device = device
         self.epoch, self.batch = 0, 0
+        self.skipped = 0  # unreadable records passed over, over the whole run
         self._iterator = None
 
     def _start_epoch(self) -> None:
@@ -76,19 +77,24 @@ class LoaderBatches:
         if self._iterator is None:
             self._start_epoch()
         try:
-            images = next(self._iterator)
+            images, skipped = next(self._iterator)
         except StopIteration:
             self.epoch, self.batch = self.epoch + 1, 0
             self._start_epoch()
-            images = next(self._iterator)
+            images, skipped = next(self._iterator)
         self.batch += 1
+        self.skipped += int(skipped.sum())
         return images.to(self.device, non_blocking=True)
 
+    def counters(self) -> dict[str, float]:
+        return {"data/skipped_records": self.skipped}
+
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
+        return {"epoch": self.epoch, "batch": self.batch, "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.batch = state["epoch"], state["batch"]
+        self.skipped = state.get("skipped", 0)  # checkpoints from before the count
         self._iterator = None
 
 
@@ -147,5 +153,6 @@ def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> Run
         if root is None:
             raise InputError(f"--data {source} needs --root")
         files = LSUN(root, resolution) if source == "lsun" else ImageFolder(root, resolution)
+        files.check_readable()
         return RunDataset(source, 3, files=files)
     raise InputError(f"unknown data source {source!r}; choose from {', '.join(DATA_SOURCES)}")

@@ -1,7 +1,9 @@
 """Natural-image datasets: LSUN in its released lmdb layout, and any folder of images.
 
 Both decode in DataLoader workers and resize + centre-crop to a square resolution, so a
-model sees the whole scene at the size it was built for.
+model sees the whole scene at the size it was built for. A record that does not decode
+(truncated, not an image, empty) is skipped for the next readable one and counted, so a
+batch keeps its shape and days of training do not die on one bad file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 
 import lmdb
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -30,6 +33,44 @@ def image_transform(resolution: int) -> transforms.Compose:
     ])
 
 
+# What PIL and lmdb raise for a record that is not a decodable image.
+UNREADABLE = (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode: 16- and 32-bit greyscale are scaled down (PIL's own convert
+    clips them to white), CMYK, palette and alpha modes go through PIL's conversion."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.uint32)
+        sixteen_bit = image.mode != "I" or values.max(initial=0) > 255
+        image = Image.fromarray((values >> 8 if sixteen_bit else values).astype(np.uint8), mode="L")
+    return image.convert("RGB")
+
+
+class SkippingDataset(Dataset):
+    """Items are (image, records skipped to reach it): `decode(index)` of the first readable
+    record from `index` on, wrapping round."""
+
+    def decode(self, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def source(self) -> str:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for skipped in range(len(self)):
+            try:
+                return self.decode((index + skipped) % len(self)), skipped
+            except UNREADABLE:
+                continue
+        raise InputError(f"no record of {self.source()} decodes as an image")
+
+    def check_readable(self) -> None:
+        """InputError at start when no record decodes (at worst a scan of the whole source;
+        a healthy one answers at its first record)."""
+        self[0]
+
+
 def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     """The lmdb folder: `<root>/<category>_train_lmdb`, or root itself if it holds data.mdb."""
     root = Path(root)
@@ -39,7 +80,7 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
-class LSUN(Dataset):
+class LSUN(SkippingDataset):
     """LSUN lmdb: keys are image ids, values encoded image bytes (webp or jpeg).
 
     The environment is opened lazily in each worker: lmdb handles must not cross a fork.
@@ -58,25 +99,30 @@ class LSUN(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def source(self) -> str:
+        return f"LSUN lmdb {self.path}"
+
+    def decode(self, index: int) -> torch.Tensor:
         if self._env is None:
             self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
                                   meminit=False)
         with self._env.begin() as txn:
             data = txn.get(self.keys[index])
-        return self.transform(Image.open(io.BytesIO(data)).convert("RGB"))
+        with Image.open(io.BytesIO(data)) as image:
+            return self.transform(to_rgb(image))
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_env": None}
 
 
-class ImageFolder(Dataset):
+class ImageFolder(SkippingDataset):
     """Every image file below a folder, searched recursively, in sorted order."""
 
     def __init__(self, root: str | os.PathLike, resolution: int) -> None:
         root = Path(root)
         if not root.is_dir():
             raise InputError(f"image folder {root} does not exist")
+        self.root = root
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
@@ -85,6 +131,9 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def source(self) -> str:
+        return f"image folder {self.root}"
+
+    def decode(self, index: int) -> torch.Tensor:
         with Image.open(self.files[index]) as image:
-            return self.transform(image.convert("RGB"))
+            return self.transform(to_rgb(image))

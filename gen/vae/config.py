@@ -1,5 +1,6 @@
 """VAE configs and the preset, with their real defaults: `VAEConfig()` is what
-`gen train vae` trains on squares and shapes. No torch here (the command line reads it)."""
+`gen train vae` trains on squares and shapes; with CoordConv in the decoder the decoder is
+the spatial broadcast one. No torch here (the command line reads it)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class VAEModelConfig:
     max_width: int = 256
     encoder_coords: str = "none"
     decoder_coords: str = "none"
-    decoder: str = "dcgan"
+    decoder: str = "dcgan"  # with CoordConv in the decoder, vae_preset picks "broadcast"
     broadcast_width: int = 32
     broadcast_resolution: int = 16
 
@@ -34,7 +35,7 @@ class VAEModelConfig:
 class VAEConfig:
     model: VAEModelConfig = field(default_factory=VAEModelConfig)
     likelihood: str = "bernoulli"
-    beta: float = 1.0
+    beta: float = 4.0  # a smoother latent: prior samples land on squares, paths between them move
     kl_warmup: int = 1000
     lr: float = 1e-3
 
@@ -54,6 +55,13 @@ def default_likelihood(data: str) -> str:
     return "bernoulli" if data in GENERATED_SOURCES else "discretized"
 
 
+def default_decoder(decoder_coords: bool) -> str:
+    """The spatial broadcast decoder when the decoder gets CoordConv (as the GAN's tiled
+    generator, it draws every position from the latent and that position's coordinates),
+    else the transposed-conv one."""
+    return "broadcast" if decoder_coords else "dcgan"
+
+
 def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: str = "all",
                data: str = "squares", likelihood: str | None = None, model: dict | None = None,
                **settings) -> Preset[VAEConfig]:
@@ -64,6 +72,7 @@ def vae_preset(coordconv: bool = False, coord_in: str = "both", coord_layers: st
     config = VAE_PRESET.model
     placement = {half + "_coords": coord_layers if coordconv and coord_in in ("both", half) else "none"
                  for half in ("encoder", "decoder")}
-    config = replace(config, model=replace(config.model, **placement, **given(model or {})),
+    model = {"decoder": default_decoder(placement["decoder_coords"] != "none"), **given(model or {})}
+    config = replace(config, model=replace(config.model, **placement, **model),
                      likelihood=likelihood or default_likelihood(data), **given(settings))
     return Preset(config, VAE_PRESET.schedule)
