@@ -182,7 +182,7 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
             flags = ", ".join("--" + name.replace("_", "-") for name in changed)
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
-        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"])
+        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"], kind)
         for note in prepared.passed_over:
             click.echo(f"passed over {note}", err=True)
         click.echo(f"resuming {run_dir} from step {prepared.start_step}")

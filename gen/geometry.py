@@ -33,7 +33,7 @@ import torch
 from scipy import ndimage
 
 from gen.configs import GENERATED_SOURCES
-from gen.data.notsoclevr import CIRCLE_RADIUS, COLOUR_CHANNELS, KINDS, SQUARE_HALF, SQUARE_SIZE
+from gen.data.notsoclevr import CANVAS, CIRCLE_RADIUS, COLOUR_CHANNELS, KINDS, SQUARE_HALF, SQUARE_SIZE
 from gen.errors import InputError
 
 DATASETS = GENERATED_SOURCES  # the generated sets are the ones an image decodes against
@@ -333,7 +333,13 @@ def decode_samples(
     value_range: tuple[float, float] | None = None,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> Decoded:
-    """Decode and validate a batch for a dataset; RGB squares images are averaged to grey."""
+    """Decode and validate a batch for a dataset; RGB squares images are averaged to grey.
+    InputError for a batch the dataset cannot hold (another size; one channel for shapes),
+    which would otherwise measure as all blank."""
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    layout, channels = layout_of(images)
+    height, width = images.shape[2:4] if layout == "nchw" else images.shape[1:3]
+    if (height, width) != (CANVAS, CANVAS):
+        raise InputError(f"{dataset} images are {CANVAS} x {CANVAS}; got {height} x {width}")
     return validate(decode(images, value_range, grey=dataset == "squares"), dataset, tolerance)

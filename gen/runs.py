@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gen.checkpoint import CHECKPOINT_NAME, load_latest_good
+from gen.checkpoint import CHECKPOINT_NAME, load_latest_good, snapshots
 from gen.configs import RunConfig
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
@@ -91,8 +91,11 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     """A new run in run_dir (which must not hold a checkpoint yet), the model sized for the
     run's data."""
     run_dir = Path(run_dir)
-    if (run_dir / CHECKPOINT_NAME).exists():
+    if (run_dir / CHECKPOINT_NAME).exists() or snapshots(run_dir):
         raise InputError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
+    if (run_dir / "config.json").exists():
+        raise InputError(f"{run_dir} already holds a run that saved no checkpoint; choose another --out "
+                         "or remove it")
     device = resolve_device(run.device)
     seed_everything(run.seed)
     data = run_dataset(run, device)
@@ -104,11 +107,14 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
 
 
 def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
-                   device_name: str | None = None) -> PreparedRun:
-    """The run in run_dir restored from its latest checkpoint, optionally to a new total step
-    count or on another device."""
+                   device_name: str | None = None, kind: str | None = None) -> PreparedRun:
+    """The run in run_dir restored from its latest readable checkpoint, optionally to a new
+    total step count or on another device; `kind` (gan, vae), when given, must be the run's."""
     run_dir = Path(run_dir)
     checkpoint, skipped = load_latest_good(run_dir)
+    if kind is not None and checkpoint.kind != kind:
+        raise InputError(f"{run_dir} holds a {checkpoint.kind} run; continue it with "
+                         f"gen train {checkpoint.kind} --resume {run_dir}")
     run = checkpoint.run
     if steps is not None:
         if steps <= checkpoint.step:

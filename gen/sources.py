@@ -21,9 +21,23 @@ def _check_pixels(images: np.ndarray, origin: str) -> np.ndarray:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise InputError(f"{origin}: expected images N x H x W x C with C 1 or 3, got {images.shape}")
+    if np.issubdtype(images.dtype, np.floating):
+        return _floats_to_uint8(images, origin)
     if images.dtype != np.uint8:
-        raise InputError(f"{origin}: expected uint8 images, got {images.dtype}")
+        raise InputError(f"{origin}: expected uint8 images (or floats in [0, 1] or [-1, 1]), "
+                         f"got {images.dtype}")
     return images
+
+
+def _floats_to_uint8(images: np.ndarray, origin: str) -> np.ndarray:
+    """Float images as the Python API takes them: [0, 1], or [-1, 1] when any value is
+    negative (model outputs); anything else is refused with the conversion to make."""
+    low, high = float(np.nanmin(images)), float(np.nanmax(images))
+    if not np.isfinite(images).all() or low < -1 or high > 1:
+        raise InputError(f"{origin}: float images must lie in [0, 1] or [-1, 1], got values in "
+                         f"[{low:g}, {high:g}]; rescale them, or save uint8 images")
+    unit = (images + 1) / 2 if low < 0 else images
+    return np.round(unit * 255).astype(np.uint8)
 
 
 @contextlib.contextmanager

@@ -59,3 +59,10 @@ def test_subpixel_extents_measure_squares_between_pixel_centres():
     wide = subpixel_extents(RectangleRenderer(4.75, 5.0), centres, centres.numpy())
     assert np.all(np.abs(wide[:, 0] - 9.5) <= step)  # width
     assert np.all(np.abs(wide[:, 1] - 10) <= step)  # height
+
+
+def test_stop_benchmark_runs_one_tiny_iteration():
+    command = [sys.executable, str(BENCHMARKS / "bench_stop.py"), "--steps", "4", "--repeats", "1",
+               "--stop-after", "1", "--threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "ratio" in result.stdout and "exit 0" in result.stdout and "0 steps lost" in result.stdout

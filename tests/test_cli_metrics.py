@@ -108,3 +108,28 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path):
         assert result.exit_code == 2, result.output
         assert message in result.output and result.output.strip().count("\n") == 0
         assert not (tmp_path / "m.json").exists()
+
+
+def test_images_of_another_size_are_refused_not_measured_as_blank(tmp_path):
+    small = tmp_path / "small.npz"
+    np.savez(small, images=np.zeros((16, 32, 32, 1), dtype=np.uint8))
+    result = coverage(small, "--json", tmp_path / "m.json")
+    assert result.exit_code == 2 and "squares images are 64 x 64; got 32 x 32" in result.output
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("to_float", [lambda u8: u8 / 255, lambda u8: u8 / 127.5 - 1],
+                         ids=["zero-one", "minus-one-one"])
+def test_float_images_in_either_range_measure_as_their_uint8_form(squares_npz, tmp_path, to_float):
+    with np.load(squares_npz) as arrays:
+        images = arrays["images"][:500]
+    floats = tmp_path / "floats.npy"
+    np.save(floats, to_float(images.astype(np.float32)))
+    as_uint8 = tmp_path / "uint8.npy"
+    np.save(as_uint8, images)
+    for source, out in ((floats, "f.json"), (as_uint8, "u.json")):
+        assert coverage(source, "--json", tmp_path / out).exit_code == 0
+    assert json.loads((tmp_path / "f.json").read_text()) == json.loads((tmp_path / "u.json").read_text())
+    np.save(floats, images.astype(np.float32))  # 0-255 floats: ambiguous, refused
+    result = coverage(floats)
+    assert result.exit_code == 2 and "float images must lie in [0, 1] or [-1, 1]" in result.output

@@ -311,3 +311,15 @@ def test_a_source_where_nothing_decodes_is_an_error_at_start(tmp_path):
         run_dataset(RunConfig(steps=1, data="lsun", root=str(tmp_path / "lsun"), resolution=8))
     lsun = LSUN(tmp_path / "lsun", resolution=8)
     assert len(lsun) == 2
+
+
+def test_a_run_of_the_other_kind_or_a_used_directory_is_refused(tmp_path, gan_checkpoint, tiny_run, tiny_gan):
+    result = CliRunner().invoke(main, ["train", "vae", "--resume", str(gan_checkpoint.parent)])
+    assert result.exit_code == 2
+    assert "holds a gan run; continue it with gen train gan --resume" in result.output
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "config.json").write_text("{}")  # a run killed before its first checkpoint
+    with pytest.raises(InputError, match="already holds a run that saved no checkpoint"):
+        runs.prepare_start(tiny_run(), tiny_gan, used)
+    assert (used / "config.json").read_text() == "{}"
