@@ -181,11 +181,14 @@ def train(
                 check_finite_scalars(means, step, last_saved)
                 for key, value in means.items():
                     writer.add_scalar(key, value, step)
-                for key, value in batches_counters(batches).items():
+                counters = batches_counters(batches)
+                for key, value in counters.items():
                     writer.add_scalar(key, value, step)
                 writer.add_scalar("speed/steps_per_second",
                                   (step - start_step) / (time.perf_counter() - started), step)
-                progress.set_postfix({key.split("/")[-1]: f"{value:.3f}" for key, value in means.items()})
+                shown = {key: f"{value:.3f}" for key, value in means.items()}
+                shown.update({key: int(value) for key, value in counters.items() if value})
+                progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
             if step % run.image_every == 0 or step == run.steps:
                 write_images(writer, task, fixed, step)
             if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):

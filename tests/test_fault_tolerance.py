@@ -290,6 +290,7 @@ def test_a_run_on_a_folder_with_a_truncated_image_trains_and_logs_the_count(tmp_
                                        "--resolution", "32", "--steps", "6", "--log-every", "6",
                                        "--workers", "1", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
+    assert "skipped_records=" in result.output  # the progress line counts them too
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "run" / "tb"))
