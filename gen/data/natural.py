@@ -91,7 +91,7 @@ class LSUN(SkippingDataset):
         self.transform = image_transform(resolution)
         with lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
                        meminit=False) as env, env.begin() as txn:
-            self.keys = [key for key, _ in txn.cursor()]
+            self.keys = list(txn.cursor().iternext(keys=True, values=False))  # values stay on disk
         if not self.keys:
             raise InputError(f"LSUN lmdb {self.path} holds no images")
         self._env: lmdb.Environment | None = None
