@@ -183,9 +183,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
         prepared = runs.prepare_resume(run_dir, options["steps"], options["device"], kind)
-        for note in prepared.passed_over:
-            click.echo(f"passed over {note}", err=True)
-        click.echo(f"resuming {run_dir} from step {prepared.start_step}")
+        if prepared.task.world.is_main:
+            for note in prepared.passed_over:
+                click.echo(f"passed over {note}", err=True)
+            click.echo(f"resuming {run_dir} from step {prepared.start_step}")
     else:
         settings = given({name: value for name, value in options.items() if name in RUN_FIELDS})
         settings.update(root=None if options["root"] is None else str(options["root"]),
@@ -193,8 +194,11 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
         run = preset.run_config(**settings)
         run_dir = options["out"] or runs.default_run_dir(kind, tag)
         prepared = runs.prepare_start(run, preset.model, run_dir)
-        click.echo(f"run directory: {run_dir}")
+        if prepared.task.world.is_main:
+            click.echo(f"run directory: {run_dir}")
     outcome = prepared.train()
+    if not prepared.task.world.is_main:
+        return
     if outcome.stopped_by is not None:
         click.echo(f"stopped by {outcome.stopped_by} after step {outcome.step}: saved {outcome.checkpoint}; "
                    f"continue with: gen train {kind} --resume {run_dir}")

@@ -21,6 +21,7 @@ from gen.checkpoint import CHECKPOINT_NAME, load_latest_good, snapshots
 from gen.configs import RunConfig
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
+from gen.distributed import init_world
 from gen.errors import InputError
 from gen.families import build_task
 from gen.gan.config import GANConfig
@@ -96,14 +97,14 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     if (run_dir / "config.json").exists():
         raise InputError(f"{run_dir} already holds a run that saved no checkpoint; choose another --out "
                          "or remove it")
-    device = resolve_device(run.device)
+    world, device = init_world(resolve_device(run.device))
     seed_everything(run.seed)
     data = run_dataset(run, device)
     model = model.for_data(data.channels, run.resolution)
     task = build_task(model, device, run.seed)
-    batches = data.batches(run.batch_size, run.seed, run.workers, device)
-    check_writable(run_dir)
-    return PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device))
+    task.world = world
+    batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
+    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device)))
 
 
 def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
@@ -122,16 +123,28 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
         run = dataclasses.replace(run, steps=steps)
     if device_name is not None:
         run = dataclasses.replace(run, device=device_name)
-    device = resolve_device(run.device)
-    check_writable(run_dir)
+    world, device = init_world(resolve_device(run.device))
     data = run_dataset(run, device)
     task = build_task(checkpoint.model, device, run.seed)
     task.load_state_dict(checkpoint.task)
-    batches = data.batches(run.batch_size, run.seed, run.workers, device)
+    task.world = world
+    batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)
-    return PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluator(data, run, device),
-                       tuple(skipped))
+    return ready(PreparedRun(task, run, batches, run_dir, device, checkpoint.step,
+                             evaluator(data, run, device), tuple(skipped)))
+
+
+def ready(prepared: PreparedRun) -> PreparedRun:
+    """Rank 0 probes the run directory; then every rank waits until all are prepared, so
+    none writes before another has checked the directory."""
+    world = prepared.task.world
+    if world.is_main:
+        check_writable(prepared.run_dir)
+    else:
+        prepared.evaluate = None
+    world.any(False)
+    return prepared
 
 
 def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> Path:

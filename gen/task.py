@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gen.devices import restore_generator
+from gen.distributed import SINGLE, World
 from gen.errors import InputError
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class Task:
 
     config: Any  # the family's config dataclass (GANConfig, VAEConfig)
     noise: torch.Generator
+    world: World = SINGLE  # the ranks sharing each step (gen.distributed)
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError

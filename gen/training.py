@@ -24,6 +24,7 @@ from tqdm import tqdm
 from gen.checkpoint import CHECKPOINT_NAME, Checkpoint, config_record, snapshot_name, snapshots
 from gen.configs import RunConfig
 from gen.devices import keep_freed_host_memory
+from gen.distributed import World
 from gen.errors import RunStopped
 from gen.families import kind_of
 from gen.fileio import save_json
@@ -155,60 +156,82 @@ def train(
     `batches` yields real image batches on `device` and can save/restore its position;
     `evaluate` measures the task (its samples, reconstructions) as a JSON-ready dict. A
     SIGINT or SIGTERM ends the run after the current step with a checkpoint of it; a
-    non-finite loss or weight, or a failed checkpoint write, raises RunStopped.
+    non-finite loss or weight, or a failed checkpoint write, raises RunStopped. Under
+    several ranks (`task.world`) only rank 0 writes and evaluates, and every stop is agreed.
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    world = task.world
     with StopRequests() as stop:
         kind = kind_of(task.config)
         if device.type == "cpu":
             keep_freed_host_memory()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_json(run_dir / "config.json", config_record(run, task.config))
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+        writer = None
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_json(run_dir / "config.json", config_record(run, task.config))
+            writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
         scalars = ScalarLog()
         progress = tqdm(range(start_step + 1, run.steps + 1), initial=start_step, total=run.steps,
-                        desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0)
+                        desc=f"train {kind}", unit="step", dynamic_ncols=True, mininterval=1.0,
+                        disable=not world.is_main)
         started = time.perf_counter()
         last_saved = start_step if start_step else None
-        step = start_step
+        step, stopping = start_step, False
         for step in progress:
             set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
             scalars.add(task.train_step(next(batches), step))
+            stopping = world.any(stop.received is not None)
             if step % run.log_every == 0 or step == run.steps:
-                means = scalars.flush()
+                means = world.mean(scalars.flush())
                 check_finite_scalars(means, step, last_saved)
-                for key, value in means.items():
-                    writer.add_scalar(key, value, step)
-                counters = batches_counters(batches)
-                for key, value in counters.items():
-                    writer.add_scalar(key, value, step)
-                writer.add_scalar("speed/steps_per_second",
-                                  (step - start_step) / (time.perf_counter() - started), step)
+                counters = world.total(batches_counters(batches))
+                if writer is not None:
+                    for key, value in {**means, **counters}.items():
+                        writer.add_scalar(key, value, step)
+                    writer.add_scalar("speed/steps_per_second",
+                                      (step - start_step) / (time.perf_counter() - started), step)
                 shown = {key: f"{value:.3f}" for key, value in means.items()}
                 shown.update({key: int(value) for key, value in counters.items() if value})
                 progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
-            if step % run.image_every == 0 or step == run.steps:
+            if writer is not None and (step % run.image_every == 0 or step == run.steps):
                 write_images(writer, task, fixed, step)
-            if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
+            if world.is_main and evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
                 metrics = evaluate(task)
                 for key, value in flatten_metrics(metrics).items():
                     writer.add_scalar(f"metrics/{key}", value, step)
                 save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
                 save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
-            if step % run.ckpt_every == 0 or step == run.steps or stop.received:
+            if step % run.ckpt_every == 0 or step == run.steps or stopping:
                 check_finite_weights(task, step, last_saved)
-                save_checkpoint(Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
-                                           batches.state_dict()), run_dir, run.keep)
+                checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
+                                        batches.state_dict())
+                save_agreed(checkpoint, run_dir, run.keep, world)
                 last_saved = step
-            if stop.received:
+            if stopping:
                 break
         progress.close()
-        writer.close()
-        final = draw_samples(task, 64, run.seed + 1, device)
-        save_grid(run_dir / "samples.png", to_uint8(final))
-    return Outcome(run_dir / CHECKPOINT_NAME, step, stop.received)
+        for name, net in task.networks().items():
+            world.check_identical(net, name)
+        if writer is not None:
+            writer.close()
+            final = draw_samples(task, 64, run.seed + 1, device)
+            save_grid(run_dir / "samples.png", to_uint8(final))
+    stopped_by = (stop.received or "a signal to another rank") if stopping else None
+    return Outcome(run_dir / CHECKPOINT_NAME, step, stopped_by)
+
+
+def save_agreed(checkpoint: Checkpoint, run_dir: Path, keep: int, world: World) -> None:
+    """Rank 0 saves; every rank learns whether it could, so a failed save stops them all."""
+    failure = None
+    if world.is_main:
+        try:
+            save_checkpoint(checkpoint, run_dir, keep)
+        except RunStopped as error:
+            failure = error
+    if world.any(failure is not None):
+        raise failure or RunStopped(f"rank 0 could not write the step {checkpoint.step} checkpoint")
 
 
 def batches_counters(batches) -> dict[str, float]:

@@ -16,6 +16,7 @@ from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RunConfig
 from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
 from gen.devices import restore_generator
+from gen.distributed import SINGLE, World
 from gen.errors import InputError
 from gen.images import to_model_range
 
@@ -23,11 +24,13 @@ SHAPES_TRAIN_COUNT = 50_000
 
 
 class TensorBatches:
-    """Uniformly drawn batches (with replacement) from uint8 images held on the device."""
+    """Uniformly drawn batches (with replacement) from uint8 images held on the device;
+    under several ranks each draws the global batch's rows and keeps its slice."""
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int) -> None:
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, world: World = SINGLE) -> None:
         self.images = images
         self.batch_size = batch_size
+        self.world = world
         self.generator = torch.Generator(device=images.device).manual_seed(seed)
 
     def __iter__(self) -> TensorBatches:
@@ -36,7 +39,7 @@ class TensorBatches:
     def __next__(self) -> torch.Tensor:
         rows = torch.randint(len(self.images), (self.batch_size,), generator=self.generator,
                              device=self.images.device)
-        return to_model_range(self.images[rows])
+        return to_model_range(self.images[self.world.mine(rows)])
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
@@ -46,14 +49,16 @@ class TensorBatches:
 
 
 class LoaderBatches:
-    """Epochs of a seeded permutation through a DataLoader; position = (epoch, batch)."""
+    """Epochs of a seeded permutation through a DataLoader; position = (epoch, batch). Under
+    several ranks each reads its disjoint slice of every global batch of the permutation."""
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, workers: int,
-                 device: torch.device) -> None:
+                 device: torch.device, world: World = SINGLE) -> None:
         if len(dataset) < batch_size:
             raise InputError(f"dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
         self.dataset = dataset
         self.batch_size = batch_size
+        self.world = world
         self.seed = seed
         self.workers = workers
         self.device = device
@@ -64,8 +69,11 @@ class LoaderBatches:
     def _start_epoch(self) -> None:
         shuffle = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.dataset), generator=shuffle)
-        order = order[self.batch * self.batch_size:].tolist()
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=order, drop_last=True,
+        order = order[self.batch * self.batch_size:]
+        whole_batches = order[:len(order) // self.batch_size * self.batch_size].view(-1, self.batch_size)
+        order = self.world.mine(whole_batches.T).T.reshape(-1).tolist()
+        local = self.batch_size // self.world.size
+        loader = DataLoader(self.dataset, batch_size=local, sampler=order, drop_last=True,
                             num_workers=self.workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=False)
         self._iterator = iter(loader)
@@ -129,12 +137,14 @@ class RunDataset:
             return None
         return NotSoClevr(test.name, test.images.cpu(), test.centres.cpu(), {})
 
-    def batches(self, batch_size: int, seed: int, workers: int,
-                device: torch.device) -> TensorBatches | LoaderBatches:
-        """The endless, seeded, resumable stream of training batches on `device`."""
+    def batches(self, batch_size: int, seed: int, workers: int, device: torch.device,
+                world: World = SINGLE) -> TensorBatches | LoaderBatches:
+        """The endless, seeded, resumable stream of training batches on `device`: this
+        rank's slice of each global batch of `batch_size`."""
+        world.local_batch(batch_size)
         if self.files is not None:
-            return LoaderBatches(self.files, batch_size, seed, workers, device)
-        return TensorBatches(self.train_images().to(device), batch_size, seed)
+            return LoaderBatches(self.files, batch_size, seed, workers, device, world)
+        return TensorBatches(self.train_images().to(device), batch_size, seed, world)
 
 
 def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> RunDataset:

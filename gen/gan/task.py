@@ -45,9 +45,10 @@ class GANTask(Task):
 
     def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         config = self.config
-        batch = len(real)
+        world = self.world
+        batch = len(real) * world.size  # every rank draws the global batch's latents, keeps its slice
         with torch.no_grad():
-            fake = self.generator(self.latents(batch, self.noise))
+            fake = self.generator(world.mine(self.latents(batch, self.noise)))
         use_r1 = config.r1_gamma > 0 and step % config.r1_every == 0
         real = real.detach().requires_grad_(use_r1)
         real_logits = self.discriminator(real)
@@ -64,14 +65,16 @@ class GANTask(Task):
             scalars["loss/r1"] = penalty.detach()
         self.d_optimizer.zero_grad(set_to_none=True)
         d_loss.backward()
+        world.average_gradients(self.discriminator)
         self.d_optimizer.step()
 
         self.discriminator.requires_grad_(False)
         for _ in range(config.g_steps):
             g_loss = generator_loss(config.loss, self.discriminator(
-                self.generator(self.latents(batch, self.noise))))
+                self.generator(world.mine(self.latents(batch, self.noise)))))
             self.g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
+            world.average_gradients(self.generator)
             self.g_optimizer.step()
         self.discriminator.requires_grad_(True)
         scalars["loss/generator"] = g_loss.detach()

@@ -47,7 +47,8 @@ class VAETask(Task):
         if self.preview is None:
             self.preview = real[:PREVIEW_COUNT].detach().clone()
         mean, log_var = self.vae.encode(real)
-        eps = torch.randn(mean.shape, generator=self.noise, device=mean.device)
+        noise_shape = (len(mean) * self.world.size, mean.shape[1])  # the global batch's, sliced
+        eps = self.world.mine(torch.randn(noise_shape, generator=self.noise, device=mean.device))
         z = mean + (0.5 * log_var).exp() * eps
         reconstruction = self.likelihood.nll(self.vae.decode(z), real).mean()
         kl = kl_to_standard_normal(mean, log_var).mean()
@@ -55,6 +56,8 @@ class VAETask(Task):
         loss = reconstruction + weight * kl
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for net in self.networks().values():
+            self.world.average_gradients(net)
         self.optimizer.step()
         return {
             "loss/reconstruction": reconstruction.detach(),
