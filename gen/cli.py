@@ -200,8 +200,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
     if not prepared.task.world.is_main:
         return
     if outcome.stopped_by is not None:
+        size = prepared.task.world.size
+        launcher = f"torchrun --nproc_per_node {size} -m gen" if size > 1 else "gen"
         click.echo(f"stopped by {outcome.stopped_by} after step {outcome.step}: saved {outcome.checkpoint}; "
-                   f"continue with: gen train {kind} --resume {run_dir}")
+                   f"continue with: {launcher} train {kind} --resume {run_dir}")
         return
     click.echo(f"done: checkpoint {outcome.checkpoint}, samples {run_dir / 'samples.png'}, "
                f"TensorBoard logs {run_dir / 'tb'}")
