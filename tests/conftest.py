@@ -60,3 +60,11 @@ def vae_checkpoint(tmp_path_factory, tiny_run, tiny_vae) -> Path:
 def format1_checkpoint(request) -> Path:
     """Checkpoints of format 1, as saved before the format-2 configs (tests/data/README.md)."""
     return OLD_CHECKPOINTS / "format1" / f"{request.param}.pt"
+
+
+@pytest.fixture(autouse=True)
+def key_cache(tmp_path_factory, monkeypatch) -> Path:
+    """LSUN key indexes go to a per-test folder, never to the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("GEN_CACHE_DIR", str(folder))
+    return folder

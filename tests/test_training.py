@@ -1,5 +1,6 @@
 import io
 import json
+import time
 from dataclasses import replace
 
 import lmdb
@@ -13,6 +14,7 @@ from gen import runs
 from gen.checkpoint import load_checkpoint
 from gen.cli import main
 from gen.configs import RunConfig
+from gen.data import natural
 from gen.data.batches import TensorBatches, run_dataset
 from gen.data.natural import LSUN, ImageFolder
 from gen.gan.config import (
@@ -50,6 +52,30 @@ def test_lsun_reader_decodes_webp_and_jpeg(tmp_path):
         assert image.shape == (3, 32, 32) and skipped == 0
         expected = torch.tensor([40 * i, 200, 10]) / 127.5 - 1
         assert torch.allclose(image.mean(dim=(1, 2)), expected, atol=0.05)
+
+
+def test_lsun_keys_are_cached_and_rebuilt_when_the_database_changes(tmp_path, key_cache, monkeypatch):
+    write_lsun(tmp_path)
+    first = LSUN(tmp_path, resolution=8).keys
+    assert len(first) == 6 and len(list((key_cache / "lsun-keys").glob("*.npz"))) == 1
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the cached index should be used")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(natural.lmdb, "open", no_scan)
+        assert natural.lmdb_keys(natural.find_lmdb(tmp_path)) == first
+    time.sleep(0.01)
+    with lmdb.open(str(tmp_path / "bedroom_train_lmdb"), map_size=1 << 24) as env:
+        with env.begin(write=True) as txn:
+            txn.put(b"f" * 40, b"new record")
+    assert len(LSUN(tmp_path, resolution=8).keys) == 7
+    for index in (key_cache / "lsun-keys").glob("*.npz"):
+        index.write_bytes(b"damaged")
+    assert len(LSUN(tmp_path, resolution=8).keys) == 7
+    monkeypatch.setenv("GEN_CACHE_DIR", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a folder")  # an unwritable cache costs only the scan
+    assert len(LSUN(tmp_path, resolution=8).keys) == 7
 
 
 def test_lsun_reader_errors_name_the_layout(tmp_path):

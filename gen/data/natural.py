@@ -8,6 +8,7 @@ batch keeps its shape and days of training do not die on one bad file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from gen.errors import InputError
+from gen.fileio import save_npz
 from gen.sources import IMAGE_SUFFIXES
 
 
@@ -80,6 +82,40 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
+def key_cache_dir() -> Path:
+    """Where LSUN key indexes are cached: $GEN_CACHE_DIR, else the user's cache folder (not
+    beside the dataset, which may be read-only)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coordgen"
+    return Path(os.environ.get("GEN_CACHE_DIR", default)) / "lsun-keys"
+
+
+def lmdb_keys(path: Path) -> list[bytes]:
+    """Every key of an lmdb, in order, from a cached index when one matches the database's
+    path, size and modification time (a changed database gets a new index), else from a
+    key-only cursor scan (values stay on disk), cached for the next start as a plain .npz
+    (data, no pickle). An unwritable cache only costs the scan."""
+    database = (path / "data.mdb").stat()
+    identity = f"{path.resolve()}|{database.st_size}|{database.st_mtime_ns}"
+    cache = key_cache_dir() / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as index:
+                if str(index["identity"]) == identity:
+                    return [key.ljust(length, b"\0") for key, length in zip(index["keys"].tolist(),
+                                                                             index["lengths"].tolist())]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged index is rebuilt
+    with lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False) as env, \
+            env.begin() as txn:
+        keys = list(txn.cursor().iternext(keys=True, values=False))
+    try:
+        save_npz(cache, identity=np.array(identity), keys=np.array(keys, dtype=bytes),
+                 lengths=np.array([len(key) for key in keys], dtype=np.int64))
+    except OSError:
+        pass
+    return keys
+
+
 class LSUN(SkippingDataset):
     """LSUN lmdb: keys are image ids, values encoded image bytes (webp or jpeg).
 
@@ -89,9 +125,7 @@ class LSUN(SkippingDataset):
     def __init__(self, root: str | os.PathLike, resolution: int, category: str = "bedroom") -> None:
         self.path = find_lmdb(root, category)
         self.transform = image_transform(resolution)
-        with lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                       meminit=False) as env, env.begin() as txn:
-            self.keys = list(txn.cursor().iternext(keys=True, values=False))  # values stay on disk
+        self.keys = lmdb_keys(self.path)
         if not self.keys:
             raise InputError(f"LSUN lmdb {self.path} holds no images")
         self._env: lmdb.Environment | None = None
