@@ -59,23 +59,20 @@ class World:
             grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
             offset += grad.numel()
 
-    def mean(self, values: dict[str, float]) -> dict[str, float]:
-        """Scalars averaged over the ranks (logged losses, so a non-finite one stops every rank)."""
-        if self.size == 1 or not values:
-            return values
-        keys = sorted(values)
-        tensor = torch.tensor([values[key] for key in keys], dtype=torch.float64)
-        dist.all_reduce(tensor, group=_host_group())
-        return {key: value / self.size for key, value in zip(keys, tensor.tolist())}
-
     def total(self, values: dict[str, float]) -> dict[str, float]:
-        """Counters summed over the ranks."""
+        """Host-side scalars summed over the ranks (counters)."""
         if self.size == 1 or not values:
             return values
         keys = sorted(values)
         tensor = torch.tensor([values[key] for key in keys], dtype=torch.float64)
         dist.all_reduce(tensor, group=_host_group())
         return dict(zip(keys, tensor.tolist()))
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """Scalars averaged over the ranks (logged losses, so a non-finite one stops every rank)."""
+        if self.size == 1:
+            return values
+        return {key: value / self.size for key, value in self.total(values).items()}
 
     def any(self, flag: bool) -> bool:
         """Whether any rank raised `flag`: stops (signals, failed saves) are agreed, so no
