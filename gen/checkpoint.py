@@ -81,6 +81,9 @@ def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
         version = 2
     if version != FORMAT:
         raise InputError(f"checkpoint format {version!r} is not one this version reads (1 to {FORMAT})")
+    run = payload["config"]["run"]
+    if "keep" not in run:  # runs from before snapshot rotation kept every snapshot: so they go on
+        payload = {**payload, "config": {**payload["config"], "run": {**run, "keep": None}}}
     return payload
 
 
@@ -120,10 +123,10 @@ def snapshots(run_dir: Path) -> list[Path]:
     return sorted(run_dir.glob("checkpoint-[0-9]*.pt"))
 
 
-def load_latest_good(run_dir: str | os.PathLike) -> tuple[Checkpoint, list[str]]:
+def load_latest_good(run_dir: str | os.PathLike) -> tuple[Checkpoint, list[tuple[Path, str]]]:
     """The newest readable checkpoint of a run directory: checkpoint.pt, else its snapshots
-    from the newest down (a file damaged by a failing disk or a foreign hand); with one
-    note per unreadable file passed over. InputError when none is readable."""
+    from the newest down (a file damaged by a failing disk or a foreign hand); with each
+    unreadable file passed over and why. InputError when none is readable."""
     run_dir = Path(run_dir)
     candidates = [run_dir / CHECKPOINT_NAME, *reversed(snapshots(run_dir))]
     skipped = []
@@ -133,10 +136,10 @@ def load_latest_good(run_dir: str | os.PathLike) -> tuple[Checkpoint, list[str]]
         try:
             return load_checkpoint(path), skipped
         except InputError as error:
-            skipped.append(str(error))
+            skipped.append((path, str(error)))
     if not skipped:
         raise InputError(f"no checkpoint in {run_dir}")
-    raise InputError(f"no readable checkpoint in {run_dir}: {'; '.join(skipped)}")
+    raise InputError(f"no readable checkpoint in {run_dir}: {'; '.join(why for _, why in skipped)}")
 
 
 def load_task(path: str | os.PathLike, device: torch.device) -> tuple[Task, Checkpoint]:

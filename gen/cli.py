@@ -7,6 +7,7 @@ what needs it) are imported inside the commands, so `gen --help` stays fast.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -32,9 +33,16 @@ class Commands(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as error:
-            raise BadInput(str(error)) from None
+            raise quiet_off_rank_0(BadInput(str(error))) from None
         except RunStopped as error:
-            raise click.ClickException(str(error)) from None
+            raise quiet_off_rank_0(click.ClickException(str(error))) from None
+
+
+def quiet_off_rank_0(error: click.ClickException) -> Exception:
+    """Under torchrun every rank meets the same error: rank 0 says it, the others only exit."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return SystemExit(error.exit_code)
+    return error
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,8 +157,9 @@ def run_options(command):
                      show_default=True),
         click.option("--ckpt-every", type=click.IntRange(min=1), default=_run_default("ckpt_every"),
                      show_default=True),
-        click.option("--keep", type=click.IntRange(min=1), default=_run_default("keep"), show_default=True,
-                     help="Step snapshots kept besides checkpoint.pt (the newest)."),
+        click.option("--keep", type=click.IntRange(min=1), default=None,
+                     help="Step snapshots kept besides checkpoint.pt, the newest "
+                          f"[default: {_run_default('keep')}; on --resume: the run's]."),
         click.option("--eval-every", type=click.IntRange(min=1), default=_run_default("eval_every"),
                      show_default=True, help="Geometric metrics of samples (squares/shapes)."),
         click.option("--eval-samples", type=click.IntRange(min=1), default=_run_default("eval_samples"),
@@ -165,7 +174,7 @@ def run_options(command):
     return command
 
 
-RESUMABLE = {"steps", "device", "resume"}
+RESUMABLE = {"steps", "device", "keep", "resume"}
 RUN_FIELDS = {field.name for field in dataclasses.fields(RunConfig)}
 
 
@@ -182,10 +191,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
             flags = ", ".join("--" + name.replace("_", "-") for name in changed)
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
-        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"], kind)
+        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"], kind, options["keep"])
         if prepared.task.world.is_main:
-            for note in prepared.passed_over:
-                click.echo(f"passed over {note}", err=True)
+            for path, why in prepared.passed_over:
+                click.echo(f"passed over {why}; set aside as {path.name}.unreadable", err=True)
             click.echo(f"resuming {run_dir} from step {prepared.start_step}")
     else:
         settings = given({name: value for name, value in options.items() if name in RUN_FIELDS})

@@ -102,7 +102,7 @@ class RunConfig:
     log_every: int = 100
     image_every: int = 1000
     ckpt_every: int = 1000
-    keep: int = 5  # step snapshots kept besides checkpoint.pt (the newest ones)
+    keep: int | None = 5  # step snapshots kept besides checkpoint.pt (the newest; None: all)
     eval_every: int = 2000
     eval_samples: int = 3136
 
@@ -111,5 +111,5 @@ class RunConfig:
             raise InputError(f"steps must be at least 1, got {self.steps}")
         if not 0 <= self.lr_rampdown <= 1:
             raise InputError(f"lr_rampdown must be in [0, 1], got {self.lr_rampdown}")
-        if self.keep < 1:
+        if self.keep is not None and self.keep < 1:
             raise InputError(f"keep must be at least 1 snapshot, got {self.keep}")

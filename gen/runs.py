@@ -70,8 +70,9 @@ def check_writable(run_dir: Path) -> None:
 
 @dataclass
 class PreparedRun:
-    """A run with its data, task and state built and checked, and nothing written yet: bad
-    input has been reported before the caller says where the run goes."""
+    """A run with its data, task and state built and checked: bad input has been reported
+    before anything is written (the run directory is only probed, and a resume's
+    unreadable checkpoints set aside)."""
 
     task: Task
     run: RunConfig
@@ -80,7 +81,7 @@ class PreparedRun:
     device: torch.device
     start_step: int
     evaluate: Callable[[Task], dict] | None
-    passed_over: tuple[str, ...] = ()  # unreadable checkpoints a resume fell back past
+    passed_over: tuple[tuple[Path, str], ...] = ()  # unreadable checkpoints a resume fell back past, why
 
     def train(self) -> Outcome:
         """Train to `run.steps` (or until a stop signal)."""
@@ -107,10 +108,11 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device)))
 
 
-def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
-                   device_name: str | None = None, kind: str | None = None) -> PreparedRun:
+def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None,
+                   kind: str | None = None, keep: int | None = None) -> PreparedRun:
     """The run in run_dir restored from its latest readable checkpoint, optionally to a new
-    total step count or on another device; `kind` (gan, vae), when given, must be the run's."""
+    total step count, on another device or keeping another number of snapshots; `kind`
+    (gan, vae), when given, must be the run's."""
     run_dir = Path(run_dir)
     checkpoint, skipped = load_latest_good(run_dir)
     if kind is not None and checkpoint.kind != kind:
@@ -123,6 +125,8 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
         run = dataclasses.replace(run, steps=steps)
     if device_name is not None:
         run = dataclasses.replace(run, device=device_name)
+    if keep is not None:
+        run = dataclasses.replace(run, keep=keep)
     world, device = init_world(resolve_device(run.device))
     data = run_dataset(run, device)
     task = build_task(checkpoint.model, device, run.seed)
@@ -136,11 +140,15 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None,
 
 
 def ready(prepared: PreparedRun) -> PreparedRun:
-    """Rank 0 probes the run directory; then every rank waits until all are prepared, so
-    none writes before another has checked the directory."""
+    """Rank 0 probes the run directory and sets the unreadable checkpoints a resume passed
+    over aside (NAME.unreadable: kept, but out of the snapshot rotation and of later
+    resumes); then every rank waits until all are prepared, so none writes before another
+    has checked the directory."""
     world = prepared.task.world
     if world.is_main:
         check_writable(prepared.run_dir)
+        for path, _ in prepared.passed_over:
+            path.rename(path.with_name(path.name + ".unreadable"))
     else:
         prepared.evaluate = None
     world.any(False)

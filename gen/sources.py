@@ -32,6 +32,8 @@ def _check_pixels(images: np.ndarray, origin: str) -> np.ndarray:
 def _floats_to_uint8(images: np.ndarray, origin: str) -> np.ndarray:
     """Float images as the Python API takes them: [0, 1], or [-1, 1] when any value is
     negative (model outputs); anything else is refused with the conversion to make."""
+    if images.size == 0:
+        raise InputError(f"{origin}: holds no images")
     low, high = float(np.nanmin(images)), float(np.nanmax(images))
     if not np.isfinite(images).all() or low < -1 or high > 1:
         raise InputError(f"{origin}: float images must lie in [0, 1] or [-1, 1], got values in "

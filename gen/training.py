@@ -8,11 +8,12 @@ grids, checkpoints). Steps return detached tensors and the loop reads them back 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,8 @@ class Outcome:
 class StopRequests:
     """SIGINT and SIGTERM (what a cluster scheduler sends before it kills a job) ask the loop
     to stop after the current step and save, instead of killing it mid-step. Later signals
-    are only noted, so a second Ctrl-C cannot interrupt the save. Handlers are installed only
-    in the main thread (Python allows no other) and restored on exit."""
+    are ignored (the first is kept), so a second Ctrl-C cannot interrupt the save. Handlers
+    are installed only in the main thread (Python allows no other) and restored on exit."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -125,21 +126,32 @@ def check_finite_weights(task: Task, step: int, last_saved: int | None) -> None:
 def kept_state(last_saved: int | None) -> str:
     if last_saved is None:
         return "no checkpoint was saved before it"
-    return f"{CHECKPOINT_NAME} keeps step {last_saved}, the last finite state"
+    return f"the newest checkpoint kept is step {last_saved}, the last finite state"
 
 
-def save_checkpoint(checkpoint: Checkpoint, run_dir: Path, keep: int) -> None:
+def save_checkpoint(checkpoint: Checkpoint, run_dir: Path, keep: int | None) -> None:
     """The step's snapshot and checkpoint.pt, each written atomically; then only the newest
-    `keep` snapshots stay. A failed write (full disk, read-only directory) leaves the previous
-    files whole and stops the run with one line."""
-    try:
+    `keep` snapshots stay (None: all). A failed write leaves the previous files whole and
+    stops the run with one line."""
+    with write_errors_stop(f"the step {checkpoint.step} checkpoint", run_dir,
+                           "the previous checkpoint is intact"):
         checkpoint.save(run_dir / snapshot_name(checkpoint.step))
         checkpoint.save(run_dir / CHECKPOINT_NAME)
-    except OSError as error:
-        raise RunStopped(f"could not write the step {checkpoint.step} checkpoint in {run_dir} "
-                         f"({error.strerror or error}); the previous checkpoint is intact") from None
-    for old in snapshots(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
+    if keep is not None:
+        for old in snapshots(run_dir)[:-keep]:
+            old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def write_errors_stop(what: str, run_dir: Path, kept: str) -> Iterator[None]:
+    """A failed write (full disk, read-only or vanished directory) as RunStopped: one line
+    naming what could not be written and what is kept. torch.save reports a short write as
+    a RuntimeError, so that counts too."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise RunStopped(f"could not write {what} in {run_dir} ({reason}); {kept}") from None
 
 
 def train(
@@ -168,8 +180,9 @@ def train(
             keep_freed_host_memory()
         writer = None
         if world.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_json(run_dir / "config.json", config_record(run, task.config))
+            with write_errors_stop("the run's config", run_dir, "nothing was trained"):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                save_json(run_dir / "config.json", config_record(run, task.config))
             writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         fixed = task.latents(64, torch.Generator(device=device).manual_seed(run.seed + 1))
         scalars = ScalarLog()
@@ -179,50 +192,54 @@ def train(
         started = time.perf_counter()
         last_saved = start_step if start_step else None
         step, stopping = start_step, False
-        for step in progress:
-            set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
-            scalars.add(task.train_step(next(batches), step))
-            stopping = world.any(stop.received is not None)
-            if step % run.log_every == 0 or step == run.steps:
-                means = world.mean(scalars.flush())
-                check_finite_scalars(means, step, last_saved)
-                counters = world.total(batches_counters(batches))
-                if writer is not None:
-                    for key, value in {**means, **counters}.items():
-                        writer.add_scalar(key, value, step)
-                    writer.add_scalar("speed/steps_per_second",
-                                      (step - start_step) / (time.perf_counter() - started), step)
-                shown = {key: f"{value:.3f}" for key, value in means.items()}
-                shown.update({key: int(value) for key, value in counters.items() if value})
-                progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
-            if writer is not None and (step % run.image_every == 0 or step == run.steps):
-                write_images(writer, task, fixed, step)
-            if world.is_main and evaluate is not None and (step % run.eval_every == 0 or step == run.steps):
-                metrics = evaluate(task)
-                for key, value in flatten_metrics(metrics).items():
-                    writer.add_scalar(f"metrics/{key}", value, step)
-                save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
-                save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
-            if step % run.ckpt_every == 0 or step == run.steps or stopping:
-                check_finite_weights(task, step, last_saved)
-                checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
-                                        batches.state_dict())
-                save_agreed(checkpoint, run_dir, run.keep, world)
-                last_saved = step
-            if stopping:
-                break
-        progress.close()
+        try:
+            for step in progress:
+                set_lr_scale(task, lr_scale(step, run.steps, run.lr_rampdown))
+                scalars.add(task.train_step(next(batches), step))
+                stopping = world.any(stop.received is not None)
+                if step % run.log_every == 0 or step == run.steps:
+                    means = world.mean(scalars.flush())
+                    check_finite_scalars(means, step, last_saved)
+                    counters = world.total(batches_counters(batches))
+                    if writer is not None:
+                        for key, value in {**means, **counters}.items():
+                            writer.add_scalar(key, value, step)
+                        writer.add_scalar("speed/steps_per_second",
+                                          (step - start_step) / (time.perf_counter() - started), step)
+                    shown = {key: f"{value:.3f}" for key, value in means.items()}
+                    shown.update({key: int(value) for key, value in counters.items() if value})
+                    progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
+                if writer is not None and (step % run.image_every == 0 or step == run.steps):
+                    write_images(writer, task, fixed, step)
+                if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):  # rank 0 only
+                    metrics = evaluate(task)
+                    for key, value in flatten_metrics(metrics).items():
+                        writer.add_scalar(f"metrics/{key}", value, step)
+                    with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
+                        save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
+                        save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
+                if step % run.ckpt_every == 0 or step == run.steps or stopping:
+                    check_finite_weights(task, step, last_saved)
+                    checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
+                                            batches.state_dict())
+                    save_agreed(checkpoint, run_dir, run.keep, world)
+                    last_saved = step
+                if stopping:
+                    break
+        finally:  # also when a stop raises: the logged values that explain it reach the disk
+            progress.close()
+            if writer is not None:
+                writer.close()
         for name, net in task.networks().items():
             world.check_identical(net, name)
-        if writer is not None:
-            writer.close()
-            final = draw_samples(task, 64, run.seed + 1, device)
-            save_grid(run_dir / "samples.png", to_uint8(final))
+        if world.is_main:
+            with write_errors_stop("samples.png", run_dir, kept_state(last_saved)):
+                save_grid(run_dir / "samples.png", to_uint8(draw_samples(task, 64, run.seed + 1, device)))
     stopped_by = (stop.received or "a signal to another rank") if stopping else None
     return Outcome(run_dir / CHECKPOINT_NAME, step, stopped_by)
 
 
-def save_agreed(checkpoint: Checkpoint, run_dir: Path, keep: int, world: World) -> None:
+def save_agreed(checkpoint: Checkpoint, run_dir: Path, keep: int | None, world: World) -> None:
     """Rank 0 saves; every rank learns whether it could, so a failed save stops them all."""
     failure = None
     if world.is_main:

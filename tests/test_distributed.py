@@ -39,8 +39,8 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_two_processes_train_the_same_model_as_one(tmp_path):
     """Tiled G, R1 every 4 steps, two G steps and EMA, minibatch-std off, no ramp-down (the
-    resume changes the total): a 2-process run of global batch 4, stopped at step 5 and
-    resumed under torchrun, matches a 1-process run within float rounding (the ranks also
+    resume changes the total): a 2-process run of global batch 4, trained to step 5 and
+    resumed under torchrun to 8, matches a 1-process run within float rounding (the ranks also
     check at the end that their weights are identical); its checkpoint has the
     single-process format that `gen sample` reads."""
     one, two = tmp_path / "one", tmp_path / "two"

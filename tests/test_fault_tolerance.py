@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,11 +202,18 @@ def test_resume_falls_back_past_an_unreadable_checkpoint(tmp_path, tiny_run, tin
     (run_dir / CHECKPOINT_NAME).write_bytes((run_dir / CHECKPOINT_NAME).read_bytes()[:100])
     (run_dir / "checkpoint-0000006.pt").write_bytes(b"")
     checkpoint, passed_over = load_latest_good(run_dir)
-    assert checkpoint.step == 4 and len(passed_over) == 2
-    result = CliRunner().invoke(main, ["train", "gan", "--resume", str(run_dir), "--steps", "8"])
+    assert checkpoint.step == 4
+    assert [path.name for path, _ in passed_over] == [CHECKPOINT_NAME, "checkpoint-0000006.pt"]
+    resume = ["train", "gan", "--resume", str(run_dir), "--steps", "8", "--keep", "2"]
+    result = CliRunner().invoke(main, resume)
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output and "from step 4" in result.output
+    assert "set aside as checkpoint-0000006.pt.unreadable" in result.output
     assert load_checkpoint(run_dir).step == 8
+    # the damaged files stay, out of the rotation, which kept the newest two good snapshots
+    assert {path.name for path in run_dir.glob("*.unreadable")} == {"checkpoint.pt.unreadable",
+                                                                   "checkpoint-0000006.pt.unreadable"}
+    assert [path.name for path in snapshots(run_dir)] == ["checkpoint-0000006.pt", "checkpoint-0000008.pt"]
     for path in [run_dir / CHECKPOINT_NAME, *snapshots(run_dir)]:
         path.write_bytes(b"junk")
     with pytest.raises(InputError, match="no readable checkpoint"):
@@ -324,3 +332,47 @@ def test_a_run_of_the_other_kind_or_a_used_directory_is_refused(tmp_path, gan_ch
     with pytest.raises(InputError, match="already holds a run that saved no checkpoint"):
         runs.prepare_start(tiny_run(), tiny_gan, used)
     assert (used / "config.json").read_text() == "{}"
+
+
+def test_a_short_write_of_torch_save_stops_with_one_line(tmp_path):
+    """A real full disk: a file size limit makes torch.save fail mid-write (it raises a
+    RuntimeError, not an OSError); the run stops with one line and leaves no partial file."""
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))\n"
+            "from gen.cli import main\n"
+            f"main({[*TINY_CLI, '--steps', '4', '--ckpt-every', '2', '--out', str(tmp_path / 'run')]!r}, "
+            "prog_name='gen')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "could not write the step 2 checkpoint" in result.stderr and "Traceback" not in result.stderr
+    assert not [path for path in (tmp_path / "run").iterdir() if path.suffix == ".pt" or ".tmp" in path.name]
+
+
+def test_runs_from_before_rotation_keep_every_snapshot_unless_told(tmp_path, gan_checkpoint):
+    run_dir = tmp_path / "run"
+    shutil.copytree(gan_checkpoint.parent, run_dir)
+    payload = torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)
+    del payload["config"]["run"]["keep"]  # as saved before --keep existed
+    torch.save(payload, run_dir / CHECKPOINT_NAME)
+    assert load_checkpoint(run_dir).run.keep is None
+    assert runs.prepare_resume(run_dir, 12).run.keep is None
+    assert runs.prepare_resume(run_dir, 12, keep=3).run.keep == 3
+
+
+def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path):
+    """A scheduler (or torchrun) signals the whole process group; a folder run with loader
+    workers still stops at a saved step instead of dying with its workers."""
+    write_bad_folder(tmp_path / "images")
+    command = [sys.executable, "-m", "gen", *TINY_CLI, "--data", "folder", "--root", str(tmp_path / "images"),
+               "--resolution", "32", "--workers", "1", "--steps", "100000", "--out", str(tmp_path / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run" / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped by SIGTERM" in out and load_checkpoint(tmp_path / "run").step > 0

@@ -7,6 +7,7 @@ Both can save and restore their position so a resumed run sees the same batches.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,13 @@ class TensorBatches:
         restore_generator(self.generator, state["generator"])
 
 
+def leave_stops_to_the_main_process(worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT and SIGTERM: a scheduler or torchrun signals the whole
+    process group, and a worker killed by it would break the main process's orderly stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class LoaderBatches:
     """Epochs of a seeded permutation through a DataLoader; position = (epoch, batch). Under
     several ranks each reads its disjoint slice of every global batch of the permutation."""
@@ -75,7 +83,7 @@ class LoaderBatches:
         local = self.batch_size // self.world.size
         loader = DataLoader(self.dataset, batch_size=local, sampler=order, drop_last=True,
                             num_workers=self.workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=leave_stops_to_the_main_process)
         self._iterator = iter(loader)
 
     def __iter__(self) -> LoaderBatches:
@@ -98,11 +106,14 @@ class LoaderBatches:
         return {"data/skipped_records": self.skipped}
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch, "skipped": self.skipped}
+        """The position, and the skip count summed over ranks (every rank calls this)."""
+        skipped = self.world.total({"skipped": self.skipped})["skipped"]
+        return {"epoch": self.epoch, "batch": self.batch, "skipped": int(skipped)}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.batch = state["epoch"], state["batch"]
-        self.skipped = state.get("skipped", 0)  # checkpoints from before the count
+        # rank 0 carries the run's count on; checkpoints from before the count have none
+        self.skipped = state.get("skipped", 0) if self.world.is_main else 0
         self._iterator = None
 
 

@@ -36,15 +36,15 @@ def image_transform(resolution: int) -> transforms.Compose:
 
 
 # What PIL and lmdb raise for a record that is not a decodable image.
-UNREADABLE = (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError)
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, lmdb.Error)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any mode: 16- and 32-bit greyscale are scaled down (PIL's own convert
     clips them to white), CMYK, palette and alpha modes go through PIL's conversion."""
     if image.mode.startswith("I;16") or image.mode == "I":
-        values = np.asarray(image, dtype=np.uint32)
-        sixteen_bit = image.mode != "I" or values.max(initial=0) > 255
+        values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+        sixteen_bit = image.mode != "I" or values.max(initial=0) > 255  # "I" holds either depth
         image = Image.fromarray((values >> 8 if sixteen_bit else values).astype(np.uint8), mode="L")
     return image.convert("RGB")
 
@@ -142,6 +142,8 @@ class LSUN(SkippingDataset):
                                   meminit=False)
         with self._env.begin() as txn:
             data = txn.get(self.keys[index])
+        if data is None:
+            raise OSError(f"key {self.keys[index]!r} has no value")
         with Image.open(io.BytesIO(data)) as image:
             return self.transform(to_rgb(image))
 
