@@ -83,6 +83,28 @@ def data_make(dataset: str, split: str, test_fraction: float, count: int, seed: 
     click.echo(f"wrote {out}: {len(made)} images ({len(made) - test} train, {test} test)")
 
 
+@data.command("prepare")
+@click.argument("source", type=click.Choice(["lsun", "folder"]))
+@click.option("--root", type=click.Path(path_type=Path), required=True,
+              help="lsun: folder holding bedroom_train_lmdb; folder: image tree.")
+@click.option("--resolution", type=click.Choice(["64", "128"]), default="64", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to create (written as OUT.partial until complete).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Decoding processes.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N records.")
+def data_prepare(source: str, root: Path, resolution: str, out: Path, workers: int,
+                 limit: int | None) -> None:
+    """Decode LSUN or an image folder once into uint8 pixels on disk (resized and
+    centre-cropped as training does; unreadable records skipped and counted), for
+    `gen train ... --data prepared --root OUT`. An interrupted run continues when rerun."""
+    from gen.data.prepare import prepare
+
+    manifest = prepare(source, root, int(resolution), out, workers, limit)
+    click.echo(f"wrote {out}: {manifest['count']} images of {manifest['resolution']} px, "
+               f"{manifest['skipped_total']} unreadable records skipped")
+
+
 @data.command("show")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -130,9 +152,10 @@ def run_options(command):
     options = [
         click.option("--data", type=click.Choice(DATA_SOURCES),
                      default=_run_default("data"), show_default=True,
-                     help="squares/shapes are generated; lsun/folder read --root."),
+                     help="squares/shapes are generated; lsun/folder/prepared read --root."),
         click.option("--root", type=click.Path(path_type=Path), default=None,
-                     help="lsun: folder holding bedroom_train_lmdb; folder: image tree."),
+                     help="lsun: folder holding bedroom_train_lmdb; folder: image tree; prepared: "
+                          "a folder made by gen data prepare."),
         click.option("--split", type=click.Choice(SPLITS),
                      default=_run_default("split"), show_default=True,
                      help="squares: train on this split's train part."),

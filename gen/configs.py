@@ -17,7 +17,7 @@ from gen.errors import InputError
 # Names every layer of the toolkit shares (torch-free, so the command line can offer them).
 COORD_PLACEMENTS = ("none", "first", "all")  # which convolutions of a network see coordinates
 GENERATED_SOURCES = ("squares", "shapes")  # Not-so-Clevr sets: generated, with an exact geometry
-DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder")
+DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder", "prepared")
 SPLITS = ("all", "uniform", "quadrant")
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ Both can save and restore their position so a resumed run sees the same batches.
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RunConfig
 from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
+from gen.data.prepare import PreparedImages
 from gen.devices import restore_generator
 from gen.distributed import SINGLE, World
 from gen.errors import InputError
@@ -121,12 +123,14 @@ class LoaderBatches:
 class RunDataset:
     """A run's data, built one way wherever it is needed (training, evaluation,
     interpolation endpoints): a generated Not-so-Clevr set whole, with its split's test
-    mask, or a file-backed torch Dataset of natural images."""
+    mask, a prepared set held whole on the device (uint8), or a file-backed torch Dataset
+    of natural images."""
 
     source: str
     channels: int
     generated: NotSoClevr | None = None
     files: Dataset | None = None
+    held: torch.Tensor | None = None
 
     @property
     def geometry(self) -> str | None:
@@ -155,12 +159,23 @@ class RunDataset:
         world.local_batch(batch_size)
         if self.files is not None:
             return LoaderBatches(self.files, batch_size, seed, workers, device, world)
-        return TensorBatches(self.train_images().to(device), batch_size, seed, world)
+        images = self.held if self.held is not None else self.train_images()
+        return TensorBatches(images.to(device), batch_size, seed, world)
+
+
+def fits_on(device: torch.device | str | None, size: int) -> bool:
+    """Whether `size` bytes of images can live on the device: half its free memory on a GPU,
+    a quarter of the machine's memory on the CPU (the rest is the model's and the OS's)."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return size <= torch.cuda.mem_get_info(device)[0] // 2
+    return size <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
 def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> RunDataset:
     """The data of a run: squares and shapes are generated (on `device`; the run's seed
-    seeds the shapes set and the uniform split's test mask), lsun and folder read its root."""
+    seeds the shapes set and the uniform split's test mask), lsun, folder and prepared read
+    its root; a prepared set that fits the device is held there whole."""
     source, root, resolution = run.data, run.root, run.resolution
     if source in GENERATED_SOURCES:
         if resolution != 64:
@@ -176,4 +191,11 @@ def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> Run
         files = LSUN(root, resolution) if source == "lsun" else ImageFolder(root, resolution)
         files.check_readable()
         return RunDataset(source, 3, files=files)
+    if source == "prepared":
+        if root is None:
+            raise InputError("--data prepared needs --root (a folder made by gen data prepare)")
+        prepared = PreparedImages(root, resolution)
+        if fits_on(device, prepared.images.nbytes):
+            return RunDataset(source, 3, held=prepared.uint8_nchw())
+        return RunDataset(source, 3, files=prepared)
     raise InputError(f"unknown data source {source!r}; choose from {', '.join(DATA_SOURCES)}")

@@ -25,14 +25,13 @@ from gen.fileio import save_npz
 from gen.sources import IMAGE_SUFFIXES
 
 
-def image_transform(resolution: int) -> transforms.Compose:
-    """PIL image -> float 3 x resolution x resolution in [-1, 1]."""
-    return transforms.Compose([
-        transforms.Resize(resolution),
-        transforms.CenterCrop(resolution),
-        transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
+def crop_transform(resolution: int) -> transforms.Compose:
+    """PIL image -> PIL image, resized (short side) and centre-cropped to resolution."""
+    return transforms.Compose([transforms.Resize(resolution), transforms.CenterCrop(resolution)])
+
+
+TO_MODEL_RANGE = transforms.Compose([transforms.ToTensor(),
+                                     transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 
 
 # What PIL and lmdb raise for a record that is not a decodable image.
@@ -50,14 +49,32 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 class SkippingDataset(Dataset):
-    """Items are (image, records skipped to reach it): `decode(index)` of the first readable
-    record from `index` on, wrapping round."""
+    """Records of encoded images, resized and centre-cropped to `resolution`. Items are
+    (image, records skipped to reach it): the first readable record from `index` on,
+    wrapping round. Subclasses open a record and name the source and its records."""
 
-    def decode(self, index: int) -> torch.Tensor:
+    def __init__(self, resolution: int) -> None:
+        self.resolution = resolution
+        self.crop = crop_transform(resolution)
+
+    def open(self, index: int) -> Image.Image:
         raise NotImplementedError
 
     def source(self) -> str:
         raise NotImplementedError
+
+    def record_names(self) -> list[str]:
+        """What identifies each record in its source (lmdb keys, relative paths)."""
+        raise NotImplementedError
+
+    def rgb(self, index: int) -> Image.Image:
+        """Record `index` as a cropped 8-bit RGB image; UNREADABLE errors when it is not one."""
+        with self.open(index) as image:
+            return self.crop(to_rgb(image))
+
+    def decode(self, index: int) -> torch.Tensor:
+        """Record `index` as float 3 x resolution x resolution in [-1, 1]."""
+        return TO_MODEL_RANGE(self.rgb(index))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         for skipped in range(len(self)):
@@ -123,8 +140,8 @@ class LSUN(SkippingDataset):
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int, category: str = "bedroom") -> None:
+        super().__init__(resolution)
         self.path = find_lmdb(root, category)
-        self.transform = image_transform(resolution)
         self.keys = lmdb_keys(self.path)
         if not self.keys:
             raise InputError(f"LSUN lmdb {self.path} holds no images")
@@ -136,7 +153,10 @@ class LSUN(SkippingDataset):
     def source(self) -> str:
         return f"LSUN lmdb {self.path}"
 
-    def decode(self, index: int) -> torch.Tensor:
+    def record_names(self) -> list[str]:
+        return [key.decode("latin-1") for key in self.keys]
+
+    def open(self, index: int) -> Image.Image:
         if self._env is None:
             self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
                                   meminit=False)
@@ -144,8 +164,7 @@ class LSUN(SkippingDataset):
             data = txn.get(self.keys[index])
         if data is None:
             raise OSError(f"key {self.keys[index]!r} has no value")
-        with Image.open(io.BytesIO(data)) as image:
-            return self.transform(to_rgb(image))
+        return Image.open(io.BytesIO(data))
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_env": None}
@@ -158,11 +177,11 @@ class ImageFolder(SkippingDataset):
         root = Path(root)
         if not root.is_dir():
             raise InputError(f"image folder {root} does not exist")
+        super().__init__(resolution)
         self.root = root
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-        self.transform = image_transform(resolution)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -170,6 +189,8 @@ class ImageFolder(SkippingDataset):
     def source(self) -> str:
         return f"image folder {self.root}"
 
-    def decode(self, index: int) -> torch.Tensor:
-        with Image.open(self.files[index]) as image:
-            return self.transform(to_rgb(image))
+    def record_names(self) -> list[str]:
+        return [str(path.relative_to(self.root)) for path in self.files]
+
+    def open(self, index: int) -> Image.Image:
+        return Image.open(self.files[index])

@@ -1,0 +1,127 @@
+"""gen data prepare: decode once, skip and count bad records, resume, train from the result."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import lmdb
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from gen.cli import main
+from gen.configs import RunConfig
+from gen.data import batches as batches_module
+from gen.data import prepare as prepare_module
+from gen.data.batches import run_dataset
+from gen.data.natural import ImageFolder
+from gen.data.prepare import PreparedImages, prepare
+from gen.errors import InputError
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """30 images of different sizes and colours, plus a text file and a truncated PNG."""
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        pixels = rng.integers(0, 256, size=(40 + i, 60, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i:02d}.png")
+    (root / "notes.png").write_text("not an image")
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(buffer, format="PNG")
+    (root / "truncated.png").write_bytes(buffer.getvalue()[:50])
+    return root
+
+
+def test_prepared_pixels_are_what_training_decodes(folder, tmp_path):
+    manifest = prepare("folder", folder, 32, tmp_path / "out", workers=2)
+    assert manifest["count"] == 30 and manifest["skipped_total"] == 2 and manifest["records"] == 32
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+    names = (tmp_path / "out" / "sources.txt").read_text().splitlines()
+    assert names == [f"{i:02d}.png" for i in range(30)]
+    prepared, source = PreparedImages(tmp_path / "out", 32), ImageFolder(folder, 32)
+    for index in (0, 17, 29):
+        image, skipped = prepared[index]
+        decoded = source.decode(source.files.index(folder / names[index]))
+        assert skipped == 0 and torch.allclose(image, decoded, atol=1e-6)
+
+
+def test_lsun_prepare_takes_the_first_records_and_names_their_keys(tmp_path):
+    path = tmp_path / "lsun" / "bedroom_train_lmdb"
+    path.mkdir(parents=True)
+    with lmdb.open(str(path), map_size=1 << 24) as env, env.begin(write=True) as txn:
+        for i in range(12):
+            buffer = io.BytesIO()
+            Image.new("RGB", (80, 60), (20 * i, 0, 0)).save(buffer, format="WEBP")
+            txn.put(f"{i:040x}".encode(), buffer.getvalue())
+        txn.put(b"f" * 40, b"")
+    manifest = prepare("lsun", tmp_path / "lsun", 64, tmp_path / "out", workers=2, limit=10)
+    assert manifest["count"] == 10 and manifest["skipped_total"] == 0
+    assert (tmp_path / "out" / "sources.txt").read_text().splitlines() == [f"{i:040x}" for i in range(10)]
+
+
+def test_an_interrupted_preparation_never_looks_done_and_resumes_to_the_same_result(folder, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(prepare_module, "CHUNK", 8)
+    saved = []
+    original = prepare_module.save_json
+
+    def interrupted_after_two_chunks(path, obj):
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        saved.append(path)
+        original(path, obj)
+
+    monkeypatch.setattr(prepare_module, "save_json", interrupted_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        prepare("folder", folder, 16, tmp_path / "out", workers=2)
+    assert not (tmp_path / "out").exists() and (tmp_path / "out.partial").is_dir()
+    with pytest.raises(InputError, match="is not finished"):
+        PreparedImages(tmp_path / "out", 16)
+    monkeypatch.setattr(prepare_module, "save_json", original)
+    resumed = prepare("folder", folder, 16, tmp_path / "out", workers=2)
+    clean = prepare("folder", folder, 16, tmp_path / "clean", workers=1)
+    assert {**resumed, "root": None} == {**clean, "root": None}
+    for name in ("images.u8", "sources.txt"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    assert not (tmp_path / "out.partial").exists()
+    with pytest.raises(InputError, match="other settings"):
+        (tmp_path / "again.partial").mkdir()
+        (tmp_path / "again.partial" / "progress.json").write_text(json.dumps({"resolution": 64}))
+        prepare("folder", folder, 16, tmp_path / "again")
+
+
+@pytest.mark.parametrize("on_device", [True, False], ids=["held-on-device", "memory-mapped"])
+def test_training_reads_a_prepared_set(folder, tmp_path, monkeypatch, on_device):
+    prepare("folder", folder, 32, tmp_path / "out", workers=1)
+    monkeypatch.setattr(batches_module, "fits_on", lambda device, size: on_device)
+    data = run_dataset(RunConfig(steps=1, data="prepared", root=str(tmp_path / "out"), resolution=32))
+    assert (data.held is not None) == on_device
+    batch = next(data.batches(4, seed=0, workers=0, device=torch.device("cpu")))
+    assert batch.shape == (4, 3, 32, 32) and batch.min() >= -1 and batch.max() <= 1
+    train = ["train", "gan", "--data", "prepared", "--root", str(tmp_path / "out"), "--resolution", "32",
+             "--steps", "2", "--batch-size", "4", "--g-width", "2", "--d-width", "2", "--workers", "0",
+             "--device", "cpu", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, train)
+    assert result.exit_code == 0, result.output
+
+
+def test_prepare_and_prepared_input_errors_are_one_line(folder, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "prepare", "folder", "--root", str(folder), "--resolution", "64",
+                                  "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0 and "30 images of 64 px, 2 unreadable records skipped" in result.output
+    for args, message in (
+        (["data", "prepare", "folder", "--root", str(folder), "--out", str(tmp_path / "out")],
+         "already exists"),
+        (["train", "gan", "--data", "prepared", "--root", str(tmp_path / "out"), "--resolution", "128"],
+         "was prepared at 64 px"),
+        (["train", "gan", "--data", "prepared", "--root", str(folder)], "not a prepared dataset"),
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and message in result.output, result.output
