@@ -125,7 +125,7 @@ def test_a_diverged_run_stops_and_keeps_the_last_finite_checkpoint(tmp_path, tin
         return train_step(real, step)
 
     prepared.task.train_step = poisoned
-    with pytest.raises(RunStopped, match=r"loss/\w+ is nan in the steps up to 6.*keeps step 4"):
+    with pytest.raises(RunStopped, match=r"loss/\w+ is nan in the steps up to 6.*checkpoint kept is step 4"):
         prepared.train()
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint.step == 4
@@ -146,7 +146,7 @@ def test_non_finite_weights_are_never_saved(tmp_path, tiny_run, tiny_gan):
         return scalars
 
     prepared.task.train_step = poisoned
-    with pytest.raises(RunStopped, match="has non-finite weights at step 6.*keeps step 3"):
+    with pytest.raises(RunStopped, match="non-finite weights at step 6.*checkpoint kept is step 3"):
         prepared.train()
     assert load_checkpoint(tmp_path / "run").step == 3
 
