@@ -233,8 +233,9 @@ def train(
         for name, net in task.networks().items():
             world.check_identical(net, name)
         if world.is_main:
+            final = to_uint8(draw_samples(task, 64, run.seed + 1, device))
             with write_errors_stop("samples.png", run_dir, kept_state(last_saved)):
-                save_grid(run_dir / "samples.png", to_uint8(draw_samples(task, 64, run.seed + 1, device)))
+                save_grid(run_dir / "samples.png", final)
     stopped_by = (stop.received or "a signal to another rank") if stopping else None
     return Outcome(run_dir / CHECKPOINT_NAME, step, stopped_by)
 
