@@ -8,8 +8,6 @@ weights_only=True (data, never code). Payload keys are read here and nowhere els
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import torch
 from gen.configs import RunConfig, from_dict, to_dict
 from gen.errors import InputError
 from gen.families import build_task, family
-from gen.fileio import load_torch, save_torch
+from gen.fileio import load_torch_data, save_torch
 from gen.gan.config import GANConfig
 from gen.task import Task
 from gen.vae.config import VAEConfig
@@ -83,7 +81,10 @@ def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"checkpoint format {version!r} is not one this version reads (1 to {FORMAT})")
     run = payload["config"]["run"]
     if "keep" not in run:  # runs from before snapshot rotation kept every snapshot: so they go on
-        payload = {**payload, "config": {**payload["config"], "run": {**run, "keep": None}}}
+        run = {**run, "keep": None}
+    if "fid_samples" not in run:  # runs from before FID measured none: so they go on
+        run = {**run, "fid_samples": 0}
+    payload = {**payload, "config": {**payload["config"], "run": run}}
     return payload
 
 
@@ -98,16 +99,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = checkpoint_path(path)
     if not path.is_file():
         raise InputError(f"no checkpoint at {path}")
-    try:
-        payload = load_torch(path)
-    except pickle.UnpicklingError as error:
-        code = re.search(r"GLOBAL ([\w.]+)", str(error))  # what torch's weights-only unpickler refused
-        if code is None:
-            raise InputError(f"{path} is not a readable checkpoint (UnpicklingError)") from None
-        raise InputError(f"{path} holds pickled code or objects, not plain data ({code.group(1)}): "
-                         "refused without running it (checkpoints are loaded as data only)") from None
-    except Exception as error:  # torch raises many types for foreign or corrupt files
-        raise InputError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+    payload = load_torch_data(path, "checkpoint")
     if not isinstance(payload, dict) or not {"format", "kind", "config"} <= set(payload):
         raise InputError(f"{path} is not a coordgen checkpoint")
     return Checkpoint.from_payload(payload)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from gen.configs import DATA_SOURCES, GENERATED_SOURCES, SPLITS, Preset, RunConfig, given
+from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RESUMABLE_FIELDS, SPLITS, Preset, RunConfig, given
 from gen.errors import InputError, RunStopped
 from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
 from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_decoder, default_likelihood, vae_preset
@@ -184,9 +184,16 @@ def run_options(command):
                      help="Step snapshots kept besides checkpoint.pt, the newest "
                           f"[default: {_run_default('keep')}; on --resume: the run's]."),
         click.option("--eval-every", type=click.IntRange(min=1), default=_run_default("eval_every"),
-                     show_default=True, help="Geometric metrics of samples (squares/shapes)."),
+                     show_default=True, help="Steps between evaluations: geometric metrics of samples "
+                                             "(squares/shapes), FID and its companions (natural images)."),
         click.option("--eval-samples", type=click.IntRange(min=1), default=_run_default("eval_samples"),
-                     show_default=True),
+                     show_default=True, help="Samples the geometric metrics measure (squares/shapes)."),
+        click.option("--fid-samples", type=click.IntRange(min=0), default=_run_default("fid_samples"),
+                     show_default=True, help="Natural images: samples and real images each FID "
+                                             "evaluation measures (0: no FID)."),
+        click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+                     help="torch-fidelity's Inception-v3 weights file for FID, for offline machines "
+                          "[default: $GEN_INCEPTION_WEIGHTS, else downloaded once to torch hub's cache]."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Run directory [default: a new folder under runs/]."),
         click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -197,7 +204,7 @@ def run_options(command):
     return command
 
 
-RESUMABLE = {"steps", "device", "keep", "resume"}
+RESUMABLE = {*RESUMABLE_FIELDS, "resume"}
 RUN_FIELDS = {field.name for field in dataclasses.fields(RunConfig)}
 
 
@@ -207,14 +214,15 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
 
     context = click.get_current_context()
     if options["resume"] is not None:
-        changed = [name for name in context.params
-                   if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-                   and name not in RESUMABLE]
+        given_flags = [name for name in context.params
+                       if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        changed = [name for name in given_flags if name not in RESUMABLE]
         if changed:
             flags = ", ".join("--" + name.replace("_", "-") for name in changed)
             raise InputError(f"--resume continues the saved config; cannot change {flags}")
         run_dir = options["resume"]
-        prepared = runs.prepare_resume(run_dir, options["steps"], options["device"], kind, options["keep"])
+        changes = {name: options[name] for name in given_flags if name in RESUMABLE_FIELDS}
+        prepared = runs.prepare_resume(run_dir, kind, **changes)
         if prepared.task.world.is_main:
             for path, why in prepared.passed_over:
                 click.echo(f"passed over {why}; set aside as {path.name}.unreadable", err=True)
@@ -400,6 +408,50 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
     if heatmap is not None:
         save_heatmap(heatmap, images, dataset)
         click.echo(f"wrote {heatmap}")
+
+
+@metrics.command("fid")
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--ref", "reference", type=click.Path(path_type=Path), required=True,
+              help="Reference images: a prepared folder, an LSUN lmdb, an image folder, an .npz or .npy.")
+@click.option("--n", "count", type=click.IntRange(min=1), default=None,
+              help="First N images of a file [default: all], or N samples of a checkpoint [default: 10000].")
+@click.option("--n-ref", "reference_count", type=click.IntRange(min=1), default=None,
+              help="Seeded random subset of the reference [default: as many as generated images; "
+                   "all if fewer].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of checkpoint sampling, of the reference subset and of KID's subsets.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="torch-fidelity's Inception-v3 weights file, for offline machines [default: "
+                   "$GEN_INCEPTION_WEIGHTS, else downloaded once to torch hub's cache].")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every number to this .json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def metrics_fid(source: Path, reference: Path, count: int | None, reference_count: int | None, seed: int,
+                inception_weights: Path | None, json_out: Path | None, device: str) -> None:
+    """Quality of natural-image samples against real images: FID, KID, precision/recall and
+    density/coverage on Inception-v3 features. INPUT: a checkpoint (.pt or run directory), an
+    .npz (key images), .npy or a folder of images. Reference features are cached."""
+    from gen.data.image_sets import open_image_set
+    from gen.devices import resolve_device
+    from gen.metrics import save_metrics
+    from gen.metrics.fidelity import Inception, format_scores, measure
+    from gen.sampling import load_samples
+
+    if json_out is not None and json_out.suffix != ".json":
+        raise InputError(f"--json must end in .json, got {json_out}")
+    images = load_samples(source, count, seed, device)
+    if images.shape[1] != images.shape[2]:
+        raise InputError(f"{source}: images are {images.shape[1]} x {images.shape[2]}; "
+                         "expected square images")
+    reference_set = open_image_set(reference, images.shape[1])
+    inception = Inception(inception_weights, resolve_device(device))
+    scores = measure(images, reference_set, inception, reference_count or len(images), seed)
+    click.echo(format_scores(scores))
+    if json_out is not None:
+        save_metrics(json_out, {**scores, "generated": str(source), "reference": reference_set.description,
+                                "seed": seed})
+        click.echo(f"wrote {json_out}")
 
 
 def _parse_grid(text: str) -> tuple[int, int]:

@@ -84,6 +84,11 @@ class Preset(Generic[M]):
         return RunConfig(**{**schedule, **settings})
 
 
+# What a resume may change: how long, where and how the run is measured, never its maths.
+RESUMABLE_FIELDS = ("steps", "device", "keep", "eval_every", "eval_samples", "fid_samples",
+                    "inception_weights")
+
+
 @dataclass
 class RunConfig:
     """What every training run has, whatever the model. `steps` has no default of its own:
@@ -104,12 +109,16 @@ class RunConfig:
     ckpt_every: int = 1000
     keep: int | None = 5  # step snapshots kept besides checkpoint.pt (the newest; None: all)
     eval_every: int = 2000
-    eval_samples: int = 3136
+    eval_samples: int = 3136  # squares/shapes: samples the geometric metrics measure
+    fid_samples: int = 5000  # natural images: samples (and real images) FID measures; 0: no FID
+    inception_weights: str | None = None  # None: $GEN_INCEPTION_WEIGHTS, else torch hub's copy
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise InputError(f"steps must be at least 1, got {self.steps}")
         if not 0 <= self.lr_rampdown <= 1:
             raise InputError(f"lr_rampdown must be in [0, 1], got {self.lr_rampdown}")
+        if self.fid_samples < 0:
+            raise InputError(f"fid_samples must be 0 (no FID) or more, got {self.fid_samples}")
         if self.keep is not None and self.keep < 1:
             raise InputError(f"keep must be at least 1 snapshot, got {self.keep}")

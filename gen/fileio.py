@@ -6,11 +6,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from gen.errors import InputError
 
 
 @contextlib.contextmanager
@@ -59,3 +63,26 @@ def save_torch(path: str | os.PathLike, obj) -> None:
 def load_torch(path: str | os.PathLike, map_location="cpu"):
     """Load a checkpoint as data only: weights_only refuses pickled code."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_torch_data(path: str | os.PathLike, what: str):
+    """A torch file a user hands us, loaded as data only; InputError naming `what` it should
+    be when it is unreadable, and naming the code it carries when it holds pickled code."""
+    try:
+        return load_torch(path)
+    except pickle.UnpicklingError as error:
+        code = re.search(r"GLOBAL ([\w.]+)", str(error))  # what torch's weights-only unpickler refused
+        if code is None:
+            raise InputError(f"{path} is not a readable {what} (UnpicklingError)") from None
+        raise InputError(f"{path} holds pickled code or objects, not plain data ({code.group(1)}): "
+                         f"refused without running it ({what}s are loaded as data only)") from None
+    except Exception as error:  # torch raises many types for foreign or corrupt files
+        raise InputError(f"{path} is not a readable {what} ({type(error).__name__})") from None
+
+
+def cache_dir(name: str) -> Path:
+    """A folder for derived data worth keeping between runs (key indexes, reference
+    features): $GEN_CACHE_DIR/<name>, else the user's cache folder, never beside a dataset,
+    which may be read-only."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coordgen"
+    return Path(os.environ.get("GEN_CACHE_DIR", default)) / name

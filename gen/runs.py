@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from gen.checkpoint import CHECKPOINT_NAME, load_latest_good, snapshots
-from gen.configs import RunConfig
+from gen.configs import RESUMABLE_FIELDS, RunConfig, given
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
-from gen.distributed import init_world
+from gen.distributed import World, init_world
 from gen.errors import InputError
 from gen.families import build_task
 from gen.gan.config import GANConfig
+from gen.images import to_uint8
 from gen.metrics.coverage import evaluate_samples
 from gen.task import Task, draw_samples
 from gen.training import Outcome, seed_everything, set_rng_state, train
@@ -37,11 +38,15 @@ def default_run_dir(kind: str, tag: str = "") -> Path:
     return Path("runs") / f"{kind}{'-' + tag if tag else ''}-{stamp}"
 
 
-def evaluator(data: RunDataset, run: RunConfig, device: torch.device) -> Callable[[Task], dict] | None:
-    """Geometric metrics of samples for Not-so-Clevr data (natural images get none), plus
-    the task's own metrics on the held-out part of a split."""
-    if data.geometry is None:
+def evaluator(data: RunDataset, run: RunConfig, device: torch.device,
+              world: World) -> Callable[[Task], dict] | None:
+    """What rank 0 measures at evaluation steps: for Not-so-Clevr data the geometric metrics
+    of samples (plus the task's own on the held-out part of a split); for natural images
+    FID and its companions against the run's own data (`fid_samples` of each; 0: none)."""
+    if not world.is_main:
         return None
+    if data.geometry is None:
+        return fidelity_evaluator(run, device) if run.fid_samples else None
     held_out = data.held_out()
 
     def evaluate(task: Task) -> dict:
@@ -50,6 +55,25 @@ def evaluator(data: RunDataset, run: RunConfig, device: torch.device) -> Callabl
         if held_out is not None:
             metrics.update(task.held_out_metrics(held_out, device))
         return metrics
+
+    return evaluate
+
+
+def fidelity_evaluator(run: RunConfig, device: torch.device) -> Callable[[Task], dict]:
+    """FID, KID, precision/recall and density/coverage of samples against a seeded subset of
+    the run's data; the Inception weights are loaded now, so a missing file stops the start."""
+    from gen.data.image_sets import open_image_set
+    from gen.metrics.fidelity import Inception, measure
+
+    reference = open_image_set(run.root, run.resolution, run.data)
+    try:
+        inception = Inception(run.inception_weights, device)
+    except InputError as error:
+        raise InputError(f"{error}; or train without FID: --fid-samples 0") from None
+
+    def evaluate(task: Task) -> dict:
+        samples = to_uint8(draw_samples(task, run.fid_samples, run.seed + 2, device))
+        return measure(samples, reference, inception, run.fid_samples, run.seed)
 
     return evaluate
 
@@ -105,28 +129,26 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     task = build_task(model, device, run.seed)
     task.world = world
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
-    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device)))
+    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device, world)))
 
 
-def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None,
-                   kind: str | None = None, keep: int | None = None) -> PreparedRun:
-    """The run in run_dir restored from its latest readable checkpoint, optionally to a new
-    total step count, on another device or keeping another number of snapshots; `kind`
-    (gan, vae), when given, must be the run's."""
+def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **changes: object) -> PreparedRun:
+    """The run in run_dir restored from its latest readable checkpoint; `changes` set the
+    run settings a resume may change (RESUMABLE_FIELDS: a larger total of steps, another device,
+    snapshots kept, evaluation; None keeps the saved value); `kind` (gan, vae), when
+    given, must be the run's."""
     run_dir = Path(run_dir)
+    unknown = set(changes) - set(RESUMABLE_FIELDS)
+    if unknown:
+        raise InputError(f"a resume continues the saved config; cannot change {', '.join(sorted(unknown))}")
     checkpoint, skipped = load_latest_good(run_dir)
     if kind is not None and checkpoint.kind != kind:
         raise InputError(f"{run_dir} holds a {checkpoint.kind} run; continue it with "
                          f"gen train {checkpoint.kind} --resume {run_dir}")
-    run = checkpoint.run
-    if steps is not None:
-        if steps <= checkpoint.step:
-            raise InputError(f"--steps {steps} is not past the checkpoint's step {checkpoint.step}")
-        run = dataclasses.replace(run, steps=steps)
-    if device_name is not None:
-        run = dataclasses.replace(run, device=device_name)
-    if keep is not None:
-        run = dataclasses.replace(run, keep=keep)
+    steps = changes.get("steps")
+    if steps is not None and steps <= checkpoint.step:
+        raise InputError(f"--steps {steps} is not past the checkpoint's step {checkpoint.step}")
+    run = dataclasses.replace(checkpoint.run, **given(changes))
     world, device = init_world(resolve_device(run.device))
     data = run_dataset(run, device)
     task = build_task(checkpoint.model, device, run.seed)
@@ -136,7 +158,7 @@ def prepare_resume(run_dir: str | os.PathLike, steps: int | None = None, device_
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)
     return ready(PreparedRun(task, run, batches, run_dir, device, checkpoint.step,
-                             evaluator(data, run, device), tuple(skipped)))
+                             evaluator(data, run, device, world), tuple(skipped)))
 
 
 def ready(prepared: PreparedRun) -> PreparedRun:
@@ -149,8 +171,6 @@ def ready(prepared: PreparedRun) -> PreparedRun:
         check_writable(prepared.run_dir)
         for path, _ in prepared.passed_over:
             path.rename(path.with_name(path.name + ".unreadable"))
-    else:
-        prepared.evaluate = None
     world.any(False)
     return prepared
 
@@ -160,6 +180,7 @@ def start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLi
     return prepare_start(run, model, run_dir).train().checkpoint
 
 
-def resume(run_dir: str | os.PathLike, steps: int | None = None, device_name: str | None = None) -> Path:
-    """Continue a run from its latest checkpoint; returns the latest checkpoint's path."""
-    return prepare_resume(run_dir, steps, device_name).train().checkpoint
+def resume(run_dir: str | os.PathLike, **changes: object) -> Path:
+    """Continue a run from its latest checkpoint (changing RESUMABLE_FIELDS settings); returns the
+    latest checkpoint's path."""
+    return prepare_resume(run_dir, **changes).train().checkpoint

@@ -4,6 +4,7 @@ saved by older versions of the checkpoint format."""
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -13,7 +14,7 @@ from gen.gan.config import DiscriminatorConfig, GANConfig, GeneratorConfig
 from gen.vae.config import VAEConfig, VAEModelConfig
 
 TINY_RUN = dict(steps=4, batch_size=4, log_every=2, image_every=2, ckpt_every=2, eval_every=4,
-                eval_samples=32, device="cpu", workers=0)
+                eval_samples=32, fid_samples=0, device="cpu", workers=0)
 OLD_CHECKPOINTS = Path(__file__).parent / "data"
 
 
@@ -68,3 +69,28 @@ def key_cache(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("GEN_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A randomly initialised Inception-v3 in torch-fidelity's layout (tests run offline),
+    its BatchNorm statistics set from a batch of random images so that its features vary
+    on the scale of real ones instead of vanishing."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as inception_v3
+
+    with mock.patch.object(inception_v3.FeatureExtractorInceptionV3, "load_state_dict", lambda *args: None), \
+            mock.patch.object(inception_v3, "load_state_dict_from_url", lambda *args, **kwargs: {}):
+        torch.manual_seed(0)
+        network = inception_v3.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.train()
+            module.momentum = None  # a cumulative average: the statistics of the one batch
+    with torch.no_grad():
+        pixels = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))
+        network(pixels)
+    path = tmp_path_factory.mktemp("inception") / "inception.pt"
+    torch.save(network.eval().state_dict(), path)
+    return path

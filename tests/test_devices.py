@@ -62,6 +62,6 @@ def test_a_cuda_runs_checkpoint_samples_and_resumes_on_cpu(gan_checkpoint, tmp_p
     payload["data"]["generator"] = cuda_shaped_state(12)
     torch.save(payload, run_dir / CHECKPOINT_NAME)
     assert sample_images(run_dir / CHECKPOINT_NAME, 4, 0, "cpu").shape[0] == 4
-    resumed = runs.prepare_resume(run_dir, payload["step"] + 2, "cpu")
+    resumed = runs.prepare_resume(run_dir, steps=payload["step"] + 2, device="cpu")
     resumed.train()
     assert load_checkpoint(run_dir / CHECKPOINT_NAME).step == payload["step"] + 2

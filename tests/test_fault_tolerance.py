@@ -29,7 +29,8 @@ from gen.data.natural import LSUN, ImageFolder
 from gen.errors import InputError, RunStopped
 
 TINY_CLI = ["train", "gan", "--g-width", "2", "--d-width", "2", "--latent-dim", "4", "--batch-size", "4",
-            "--eval-every", "100000", "--eval-samples", "16", "--image-every", "100000", "--device", "cpu"]
+            "--eval-every", "100000", "--eval-samples", "16", "--fid-samples", "0", "--image-every", "100000",
+            "--device", "cpu"]
 
 
 def gen_process(*args: str) -> subprocess.Popen:
@@ -356,8 +357,8 @@ def test_runs_from_before_rotation_keep_every_snapshot_unless_told(tmp_path, gan
     del payload["config"]["run"]["keep"]  # as saved before --keep existed
     torch.save(payload, run_dir / CHECKPOINT_NAME)
     assert load_checkpoint(run_dir).run.keep is None
-    assert runs.prepare_resume(run_dir, 12).run.keep is None
-    assert runs.prepare_resume(run_dir, 12, keep=3).run.keep == 3
+    assert runs.prepare_resume(run_dir, steps=12).run.keep is None
+    assert runs.prepare_resume(run_dir, steps=12, keep=3).run.keep == 3
 
 
 def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path):

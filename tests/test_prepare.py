@@ -97,7 +97,8 @@ def test_an_interrupted_preparation_never_looks_done_and_resumes_to_the_same_res
 
 
 @pytest.mark.parametrize("on_device", [True, False], ids=["held-on-device", "memory-mapped"])
-def test_training_reads_a_prepared_set(folder, tmp_path, monkeypatch, on_device):
+def test_training_reads_a_prepared_set_and_measures_fid(folder, tmp_path, monkeypatch, on_device,
+                                                         inception_weights):
     prepare("folder", folder, 32, tmp_path / "out", workers=1)
     monkeypatch.setattr(batches_module, "fits_on", lambda device, size: on_device)
     data = run_dataset(RunConfig(steps=1, data="prepared", root=str(tmp_path / "out"), resolution=32))
@@ -106,9 +107,15 @@ def test_training_reads_a_prepared_set(folder, tmp_path, monkeypatch, on_device)
     assert batch.shape == (4, 3, 32, 32) and batch.min() >= -1 and batch.max() <= 1
     train = ["train", "gan", "--data", "prepared", "--root", str(tmp_path / "out"), "--resolution", "32",
              "--steps", "2", "--batch-size", "4", "--g-width", "2", "--d-width", "2", "--workers", "0",
-             "--device", "cpu", "--out", str(tmp_path / "run")]
+             "--device", "cpu", "--fid-samples", "12", "--inception-weights", str(inception_weights),
+             "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(main, train)
     assert result.exit_code == 0, result.output
+    measured = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert measured["step"] == 2 and measured["fid"] > 0 and measured["generated_count"] == 12
+    fid = CliRunner().invoke(main, ["metrics", "fid", str(tmp_path / "run"), "--ref", str(tmp_path / "out"),
+                                    "--n", "12", "--inception-weights", str(inception_weights)])
+    assert fid.exit_code == 0 and "12 generated, 12 reference" in fid.output, fid.output
 
 
 def test_prepare_and_prepared_input_errors_are_one_line(folder, tmp_path):

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from gen.errors import InputError
-from gen.fileio import save_npz
+from gen.fileio import cache_dir, save_npz
 from gen.sources import IMAGE_SUFFIXES
 
 
@@ -99,13 +99,6 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
-def key_cache_dir() -> Path:
-    """Where LSUN key indexes are cached: $GEN_CACHE_DIR, else the user's cache folder (not
-    beside the dataset, which may be read-only)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coordgen"
-    return Path(os.environ.get("GEN_CACHE_DIR", default)) / "lsun-keys"
-
-
 def lmdb_keys(path: Path) -> list[bytes]:
     """Every key of an lmdb, in order, from a cached index when one matches the database's
     path, size and modification time (a changed database gets a new index), else from a
@@ -113,7 +106,7 @@ def lmdb_keys(path: Path) -> list[bytes]:
     (data, no pickle). An unwritable cache only costs the scan."""
     database = (path / "data.mdb").stat()
     identity = f"{path.resolve()}|{database.st_size}|{database.st_mtime_ns}"
-    cache = key_cache_dir() / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
+    cache = cache_dir("lsun-keys") / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as index:
