@@ -13,7 +13,16 @@ from pathlib import Path
 
 import click
 
-from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RESUMABLE_FIELDS, SPLITS, Preset, RunConfig, given
+from gen.configs import (
+    DATA_SOURCES,
+    GENERATED_SOURCES,
+    PRECISIONS,
+    RESUMABLE_FIELDS,
+    SPLITS,
+    Preset,
+    RunConfig,
+    given,
+)
 from gen.errors import InputError, RunStopped
 from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
 from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_decoder, default_likelihood, vae_preset
@@ -174,6 +183,17 @@ def run_options(command):
                      help="auto picks cuda when there is one [default: auto]."),
         click.option("--workers", type=click.IntRange(min=0), default=_run_default("workers"),
                      show_default=True, help="Decoding processes for lsun/folder."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+                     help="Of forward passes: bf16 autocast keeps fp32 weights [default: auto, bf16 on "
+                          "GPUs and fp32 on the CPU; on --resume: the run's]."),
+        click.option("--channels-last/--no-channels-last", default=None,
+                     help="NHWC memory layout [default: on GPUs]."),
+        click.option("--compile", is_flag=True, default=None,
+                     help="torch.compile the networks a step runs (G and D; not D with R1, whose double "
+                          "backward torch.compile cannot run)."),
+        click.option("--sync-bn", is_flag=True, default=_run_default("sync_bn"),
+                     help="Under torchrun: BatchNorm statistics of the global batch rather than of "
+                          "each rank's slice (the same model at any number of processes)."),
         click.option("--log-every", type=click.IntRange(min=1), default=_run_default("log_every"),
                      show_default=True),
         click.option("--image-every", type=click.IntRange(min=1), default=_run_default("image_every"),

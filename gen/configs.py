@@ -19,6 +19,7 @@ COORD_PLACEMENTS = ("none", "first", "all")  # which convolutions of a network s
 GENERATED_SOURCES = ("squares", "shapes")  # Not-so-Clevr sets: generated, with an exact geometry
 DATA_SOURCES = (*GENERATED_SOURCES, "lsun", "folder", "prepared")
 SPLITS = ("all", "uniform", "quadrant")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -84,9 +85,9 @@ class Preset(Generic[M]):
         return RunConfig(**{**schedule, **settings})
 
 
-# What a resume may change: how long, where and how the run is measured, never its maths.
+# What a resume may change: how long, where, how fast and how the run is measured; not its model.
 RESUMABLE_FIELDS = ("steps", "device", "keep", "eval_every", "eval_samples", "fid_samples",
-                    "inception_weights")
+                    "inception_weights", "precision", "channels_last", "compile")
 
 
 @dataclass
@@ -104,6 +105,10 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 2
+    sync_bn: bool = False  # torchrun: BatchNorm statistics over the global batch, not each rank's slice
+    precision: str = "auto"  # of forward passes: fp32, bf16 (autocast), auto: bf16 on GPUs (gen.speed)
+    channels_last: bool | None = None  # NHWC layout; None: on GPUs
+    compile: bool = False  # torch.compile the networks a step runs
     log_every: int = 100
     image_every: int = 1000
     ckpt_every: int = 1000
@@ -118,6 +123,7 @@ class RunConfig:
             raise InputError(f"steps must be at least 1, got {self.steps}")
         if not 0 <= self.lr_rampdown <= 1:
             raise InputError(f"lr_rampdown must be in [0, 1], got {self.lr_rampdown}")
+        check_choice("precision", self.precision, PRECISIONS)
         if self.fid_samples < 0:
             raise InputError(f"fid_samples must be 0 (no FID) or more, got {self.fid_samples}")
         if self.keep is not None and self.keep < 1:

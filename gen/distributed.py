@@ -5,7 +5,8 @@ global batch's latents, noise and data indices from the same seeded streams and 
 slice, and gradients are averaged over ranks after each backward (by hand rather than with
 DistributedDataParallel, which cannot average the R1 penalty's double backward). So ranks
 hold identical weights, and a checkpoint has the single-process format. Only batch
-statistics (BatchNorm, minibatch standard deviation) see the local slice.
+statistics (BatchNorm, minibatch standard deviation) see the local slice, unless BatchNorm
+is synchronised (`--sync-bn`, `synchronise_batch_norm`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as differentiable
 from torch import nn
 
 from gen.errors import InputError
@@ -95,6 +97,41 @@ class World:
 
 
 SINGLE = World()
+
+
+class SyncedBatchNorm(nn.BatchNorm2d):
+    """BatchNorm over the global batch: per-channel sums and squared sums are summed over
+    the ranks by a differentiable all-reduce, so gradients flow to every rank's inputs and a
+    run computes the same function at any world size. torch's SyncBatchNorm runs on GPUs
+    only; this one runs on gloo too. Same parameters and buffers as nn.BatchNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not dist.is_initialized() or dist.get_world_size() == 1:
+            return super().forward(x)
+        channels = x.shape[1]
+        count = torch.full((1,), x.numel() // channels, dtype=x.dtype, device=x.device)
+        sums = differentiable.all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+        total = sums[-1]
+        mean = sums[:channels] / total
+        var = sums[channels:2 * channels] / total - mean * mean
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                factor = (1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
+                self.running_mean.lerp_(mean, factor)
+                self.running_var.lerp_(var * total / (total - 1), factor)
+        shape = (1, channels, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def synchronise_batch_norm(module: nn.Module) -> nn.Module:
+    """Make every BatchNorm2d of `module` a SyncedBatchNorm, in place: the same modules,
+    parameters and buffers (so the same state_dict), with global-batch statistics."""
+    for layer in module.modules():
+        if type(layer) is nn.BatchNorm2d:
+            layer.__class__ = SyncedBatchNorm
+    return module
 _HOST_GROUP = None
 
 

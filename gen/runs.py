@@ -21,12 +21,13 @@ from gen.checkpoint import CHECKPOINT_NAME, load_latest_good, snapshots
 from gen.configs import RESUMABLE_FIELDS, RunConfig, given
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
 from gen.devices import resolve_device
-from gen.distributed import World, init_world
+from gen.distributed import World, init_world, synchronise_batch_norm
 from gen.errors import InputError
 from gen.families import build_task
 from gen.gan.config import GANConfig
 from gen.images import to_uint8
 from gen.metrics.coverage import evaluate_samples
+from gen.speed import apply_fast_paths
 from gen.task import Task, draw_samples
 from gen.training import Outcome, seed_everything, set_rng_state, train
 from gen.vae.config import VAEConfig
@@ -78,6 +79,16 @@ def fidelity_evaluator(run: RunConfig, device: torch.device) -> Callable[[Task],
     return evaluate
 
 
+def configure_task(task: Task, world: World, run: RunConfig, device: torch.device) -> None:
+    """Make the task one rank of the run's world (with --sync-bn its BatchNorm layers use
+    the global batch's statistics) and set its fast paths (gen.speed)."""
+    task.world = world
+    if run.sync_bn and world.size > 1:
+        for network in task.networks().values():
+            synchronise_batch_norm(network)
+    apply_fast_paths(task, run, device)
+
+
 def check_writable(run_dir: Path) -> None:
     """InputError unless files can be written in run_dir (made if missing): found at the
     start rather than at the first checkpoint, minutes in."""
@@ -127,7 +138,7 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     data = run_dataset(run, device)
     model = model.for_data(data.channels, run.resolution)
     task = build_task(model, device, run.seed)
-    task.world = world
+    configure_task(task, world, run, device)
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device, world)))
 
@@ -153,7 +164,7 @@ def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **change
     data = run_dataset(run, device)
     task = build_task(checkpoint.model, device, run.seed)
     task.load_state_dict(checkpoint.task)
-    task.world = world
+    configure_task(task, world, run, device)
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)

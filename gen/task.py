@@ -7,6 +7,8 @@ never the loop, so models and maths stay apart from the machinery that runs them
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -31,6 +33,18 @@ class Task:
     config: Any  # the family's config dataclass (GANConfig, VAEConfig)
     noise: torch.Generator
     world: World = SINGLE  # the ranks sharing each step (gen.distributed)
+    precision: torch.dtype = torch.float32  # of a training step's forward passes (gen.speed)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for a step's forward passes and losses: the weights, gradients and
+        optimiser stay fp32; bf16 keeps fp32's range, so no loss scaling is needed."""
+        return torch.autocast(self.noise.device.type, dtype=self.precision,
+                              enabled=self.precision != torch.float32)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        """The networks `--compile` compiles: those a step runs (not averaged copies such as
+        an EMA), less any whose step needs what torch.compile cannot do."""
+        return self.networks()
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -70,6 +84,13 @@ class Task:
         for name, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
         restore_generator(self.noise, state["noise"])
+
+
+def adam(parameters: Iterable[nn.Parameter], lr: float, device: torch.device,
+         betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step on GPUs (the same update; on the CPU the default
+    implementation, which the measured CPU runs used)."""
+    return torch.optim.Adam(parameters, lr, betas=betas, fused=True if device.type == "cuda" else None)
 
 
 @runtime_checkable

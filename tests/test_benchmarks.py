@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,32 @@ def test_stop_benchmark_runs_one_tiny_iteration():
                "--stop-after", "1", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "ratio" in result.stdout and "exit 0" in result.stdout and "0 steps lost" in result.stdout
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    """A benchmark's output after one tiny iteration (its numbers are not checked, its tables are)."""
+    command = [sys.executable, str(BENCHMARKS / script), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=env, timeout=300).stdout
+
+
+def test_lsun_benchmark_smoke(tmp_path):
+    out = run_benchmark("bench_lsun.py", "--records", "150", "--db", str(tmp_path / "lsun"), "--decode", "80",
+                        "--steps", "1", "--repeats", "1", "--width", "4", "--threads", "1")
+    for row in ("LSUN(root), index cached", "gen data prepare, 2 workers", "prepared, held in memory",
+                "GAN, CoordConv (--coordconv --arch dcgan)", "VAE, CoordConv"):
+        assert f"| {row} |" in out, out
+
+
+def test_reference_benchmark_smoke():
+    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--width", "4",
+                        "--threads", "1")
+    for row in ("pytorch/examples dcgan loop", "gen, same work", "gen DCGAN, CoordConv in every layer",
+                "squares through a DataLoader (2 workers)"):
+        assert f"| {row} |" in out, out
+
+
+def test_scaling_benchmark_smoke():
+    out = run_benchmark("bench_scaling.py", "--processes", "1,2", "--steps", "1", "--repeats", "1",
+                        "--width", "4", "--batch-size", "8")
+    assert "| 1 |" in out and "| 2 |" in out, out

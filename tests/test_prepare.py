@@ -17,7 +17,7 @@ from gen.configs import RunConfig
 from gen.data import batches as batches_module
 from gen.data import prepare as prepare_module
 from gen.data.batches import run_dataset
-from gen.data.natural import ImageFolder
+from gen.data.natural import LSUN, ImageFolder
 from gen.data.prepare import PreparedImages, prepare
 from gen.errors import InputError
 
@@ -60,8 +60,12 @@ def test_lsun_prepare_takes_the_first_records_and_names_their_keys(tmp_path):
             Image.new("RGB", (80, 60), (20 * i, 0, 0)).save(buffer, format="WEBP")
             txn.put(f"{i:040x}".encode(), buffer.getvalue())
         txn.put(b"f" * 40, b"")
+    reader = LSUN(tmp_path / "lsun", 64)  # the database is already open in this process
+    assert reader[0][1] == 0
     manifest = prepare("lsun", tmp_path / "lsun", 64, tmp_path / "out", workers=2, limit=10)
     assert manifest["count"] == 10 and manifest["skipped_total"] == 0
+    second = LSUN(tmp_path / "lsun", 64)  # another reader; the first still reads
+    assert second[12][1] == 1 and reader[5][1] == 0  # record 12, the empty one, is skipped
     assert (tmp_path / "out" / "sources.txt").read_text().splitlines() == [f"{i:040x}" for i in range(10)]
 
 

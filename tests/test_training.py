@@ -1,5 +1,7 @@
 import io
 import json
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -66,9 +68,10 @@ def test_lsun_keys_are_cached_and_rebuilt_when_the_database_changes(tmp_path, ke
         patched.setattr(natural.lmdb, "open", no_scan)
         assert natural.lmdb_keys(natural.find_lmdb(tmp_path)) == first
     time.sleep(0.01)
-    with lmdb.open(str(tmp_path / "bedroom_train_lmdb"), map_size=1 << 24) as env:
-        with env.begin(write=True) as txn:
-            txn.put(b"f" * 40, b"new record")
+    writer = ("import lmdb, sys\n"  # another process: this one holds the database open for reading
+              "with lmdb.open(sys.argv[1], map_size=1 << 24) as env, env.begin(write=True) as txn:\n"
+              "    txn.put(b'f' * 40, b'new record')\n")
+    subprocess.run([sys.executable, "-c", writer, str(tmp_path / "bedroom_train_lmdb")], check=True)
     assert len(LSUN(tmp_path, resolution=8).keys) == 7
     for index in (key_cache / "lsun-keys").glob("*.npz"):
         index.write_bytes(b"damaged")

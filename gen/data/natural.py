@@ -99,6 +99,26 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
+_ENVIRONMENTS: dict[str, tuple[tuple[int, int], lmdb.Environment]] = {}
+
+
+def open_lmdb(path: str | os.PathLike) -> lmdb.Environment:
+    """The process's one read-only environment of a database: lmdb refuses to open a
+    database twice in a process (a forked DataLoader worker counts as the process that
+    opened it), so every reader of a path shares one opening, renewed when the database
+    file changes (size or modification time)."""
+    key = str(Path(path).resolve())
+    database = os.stat(os.path.join(key, "data.mdb"))
+    identity = (database.st_size, database.st_mtime_ns)
+    opened = _ENVIRONMENTS.get(key)
+    if opened is None or opened[0] != identity:
+        if opened is not None:
+            opened[1].close()
+        environment = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False)
+        _ENVIRONMENTS[key] = (identity, environment)
+    return _ENVIRONMENTS[key][1]
+
+
 def lmdb_keys(path: Path) -> list[bytes]:
     """Every key of an lmdb, in order, from a cached index when one matches the database's
     path, size and modification time (a changed database gets a new index), else from a
@@ -115,8 +135,7 @@ def lmdb_keys(path: Path) -> list[bytes]:
                                                                              index["lengths"].tolist())]
         except (OSError, ValueError, KeyError):
             pass  # a damaged index is rebuilt
-    with lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False) as env, \
-            env.begin() as txn:
+    with open_lmdb(path).begin() as txn:
         keys = list(txn.cursor().iternext(keys=True, values=False))
     try:
         save_npz(cache, identity=np.array(identity), keys=np.array(keys, dtype=bytes),
@@ -129,7 +148,8 @@ def lmdb_keys(path: Path) -> list[bytes]:
 class LSUN(SkippingDataset):
     """LSUN lmdb: keys are image ids, values encoded image bytes (webp or jpeg).
 
-    The environment is opened lazily in each worker: lmdb handles must not cross a fork.
+    The environment is opened on first read and shared by every reader in the process
+    (`open_lmdb`).
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int, category: str = "bedroom") -> None:
@@ -138,7 +158,6 @@ class LSUN(SkippingDataset):
         self.keys = lmdb_keys(self.path)
         if not self.keys:
             raise InputError(f"LSUN lmdb {self.path} holds no images")
-        self._env: lmdb.Environment | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -150,17 +169,11 @@ class LSUN(SkippingDataset):
         return [key.decode("latin-1") for key in self.keys]
 
     def open(self, index: int) -> Image.Image:
-        if self._env is None:
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                  meminit=False)
-        with self._env.begin() as txn:
+        with open_lmdb(self.path).begin() as txn:
             data = txn.get(self.keys[index])
         if data is None:
             raise OSError(f"key {self.keys[index]!r} has no value")
         return Image.open(io.BytesIO(data))
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_env": None}
 
 
 class ImageFolder(SkippingDataset):

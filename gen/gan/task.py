@@ -10,7 +10,7 @@ from torch import nn
 from gen.gan.config import GANConfig
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import Discriminator, build_generator
-from gen.task import Task
+from gen.task import Task, adam
 
 
 def sample_latents(distribution: str, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -28,14 +28,19 @@ class GANTask(Task):
         self.generator = build_generator(config.generator).to(device)
         self.discriminator = Discriminator(config.discriminator).to(device)
         self.generator_ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), config.g_lr, betas=config.betas)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), config.d_lr,
-                                            betas=config.betas)
+        self.g_optimizer = adam(self.generator.parameters(), config.g_lr, device, config.betas)
+        self.d_optimizer = adam(self.discriminator.parameters(), config.d_lr, device, config.betas)
         self.noise = torch.Generator(device=device).manual_seed(seed + 12345)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator,
                 "generator_ema": self.generator_ema}
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        """G, and D unless the R1 penalty needs its double backward (torch.compile has none)."""
+        if self.config.r1_gamma > 0:
+            return {"generator": self.generator}
+        return {"generator": self.generator, "discriminator": self.discriminator}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
@@ -47,12 +52,14 @@ class GANTask(Task):
         config = self.config
         world = self.world
         batch = len(real) * world.size  # every rank draws the global batch's latents, keeps its slice
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake = self.generator(world.mine(self.latents(batch, self.noise)))
         use_r1 = config.r1_gamma > 0 and step % config.r1_every == 0
         real = real.detach().requires_grad_(use_r1)
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake)
+        with self.autocast():
+            real_logits = self.discriminator(real)
+            fake_logits = self.discriminator(fake)
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()  # losses in fp32
         d_loss = discriminator_loss(config.loss, real_logits, fake_logits)
         scalars = {
             "loss/discriminator": d_loss.detach(),
@@ -70,8 +77,9 @@ class GANTask(Task):
 
         self.discriminator.requires_grad_(False)
         for _ in range(config.g_steps):
-            g_loss = generator_loss(config.loss, self.discriminator(
-                self.generator(world.mine(self.latents(batch, self.noise)))))
+            with self.autocast():
+                logits = self.discriminator(self.generator(world.mine(self.latents(batch, self.noise))))
+            g_loss = generator_loss(config.loss, logits.float())
             self.g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
             world.average_gradients(self.generator)

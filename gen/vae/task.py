@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gen.data.notsoclevr import NotSoClevr
-from gen.task import Task
+from gen.task import Task, adam
 from gen.vae.config import VAEConfig
 from gen.vae.evaluation import reconstruction_metrics
 from gen.vae.likelihoods import Likelihood
@@ -25,8 +25,7 @@ class VAETask(Task):
         self.config = config
         self.vae = VAE(config.model).to(device)
         self.likelihood = Likelihood(config.likelihood).to(device)
-        self.optimizer = torch.optim.Adam(
-            [*self.vae.parameters(), *self.likelihood.parameters()], config.lr)
+        self.optimizer = adam([*self.vae.parameters(), *self.likelihood.parameters()], config.lr, device)
         self.noise = torch.Generator(device=device).manual_seed(seed + 12345)
         self.preview: torch.Tensor | None = None
 
@@ -46,12 +45,14 @@ class VAETask(Task):
     def train_step(self, real: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         if self.preview is None:
             self.preview = real[:PREVIEW_COUNT].detach().clone()
-        mean, log_var = self.vae.encode(real)
-        noise_shape = (len(mean) * self.world.size, mean.shape[1])  # the global batch's, sliced
-        eps = self.world.mine(torch.randn(noise_shape, generator=self.noise, device=mean.device))
-        z = mean + (0.5 * log_var).exp() * eps
-        reconstruction = self.likelihood.nll(self.vae.decode(z), real).mean()
-        kl = kl_to_standard_normal(mean, log_var).mean()
+        with self.autocast():
+            mean, log_var = self.vae.encode(real)
+            noise_shape = (len(mean) * self.world.size, mean.shape[1])  # the global batch's, sliced
+            eps = self.world.mine(torch.randn(noise_shape, generator=self.noise, device=mean.device))
+            z = mean.float() + (0.5 * log_var.float()).exp() * eps
+            decoded = self.vae.decode(z)
+        reconstruction = self.likelihood.nll(decoded.float(), real).mean()  # likelihoods in fp32
+        kl = kl_to_standard_normal(mean.float(), log_var.float()).mean()
         weight = self.kl_weight(step)
         loss = reconstruction + weight * kl
         self.optimizer.zero_grad(set_to_none=True)

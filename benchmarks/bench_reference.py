@@ -1,0 +1,161 @@
+"""gen's DCGAN step against the pytorch/examples DCGAN loop, CoordConv's cost per model, and
+the data path: side by side in one process, alternating, medians.
+
+1. Throughput of gen's GAN step (DCGAN G and D at width 64, batch 64, RGB) relative to the
+   reference loop of `speed_reference.py` (pytorch/examples dcgan/main.py): "same work"
+   (non-saturating loss = BCE on logits, no R1, one G step; gen's nets: no BatchNorm in D,
+   a fresh G forward for the G step) and gen's defaults (lazy R1, EMA, minibatch std).
+2. CoordConv in every layer of that G and D (`--coordconv --arch dcgan`) against the same
+   model without: the step-time ratio.
+3. The data path: steps/s of a small GAN fed squares from the device (as `gen train gan`
+   does) and from a DataLoader over the same set.
+
+Usage: python benchmarks/bench_reference.py [--steps 10] [--repeats 3] [--threads 2]
+       [--width 64] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from gen.data import make_squares
+from gen.data.batches import LoaderBatches, TensorBatches
+from gen.devices import keep_freed_host_memory
+from gen.gan.config import gan_preset
+from gen.gan.task import GANTask
+from gen.images import to_model_range
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import speed_reference  # noqa: E402
+
+
+def reference_step(device: torch.device, width: int) -> Callable[[], None]:
+    """One step of the pytorch/examples loop (its nets at `width`)."""
+    speed_reference.NGF = speed_reference.NDF = width
+    torch.manual_seed(0)
+    net_g, net_d = speed_reference.generator().to(device), speed_reference.discriminator().to(device)
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loss = nn.BCELoss()
+    batch = speed_reference.BATCH
+    real = torch.rand(batch, 3, 64, 64, device=device) * 2 - 1
+    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+
+    def step() -> None:
+        net_d.zero_grad()
+        loss(net_d(real), ones).backward()
+        fake = net_g(torch.randn(batch, speed_reference.NZ, 1, 1, device=device))
+        loss(net_d(fake.detach()), zeros).backward()
+        opt_d.step()
+        net_g.zero_grad()
+        loss(net_d(fake), ones).backward()
+        opt_g.step()
+
+    return step
+
+
+def gen_step(device: torch.device, width: int, same_work: bool,
+             coordconv: bool = False) -> Callable[[], None]:
+    """One `GANTask.train_step` of gen's DCGAN at `width`, batch 64."""
+    sizes = {"latent_dim": 100, "width": width}
+    settings = dict(r1_gamma=0.0, g_steps=1, ema_beta=0.0) if same_work else {}
+    preset = gan_preset(coordconv=coordconv, arch="dcgan", generator=sizes,
+                        discriminator={"width": width, **({"minibatch_std": False} if same_work else {})},
+                        **settings)
+    task = GANTask(preset.model.for_data(3, 64), device)
+    real = torch.rand(64, 3, 64, 64, device=device) * 2 - 1
+    counter = iter(range(10**9))
+    return lambda: task.train_step(real, next(counter))
+
+
+class Images(Dataset):
+    """uint8 images as a file source gives them: (float image in [-1, 1], 0 records skipped)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_model_range(self.images[index]), 0
+
+
+def data_path_steps(device: torch.device) -> dict[str, Callable[[], None]]:
+    """A small GAN (width 16, batch 64) fed squares from the device and through a DataLoader."""
+    images = make_squares().images
+    preset = gan_preset(arch="dcgan", generator={"width": 16}, discriminator={"width": 16})
+    task = GANTask(preset.model.for_data(1, 64), device)
+    sources = {"squares on the device (TensorBatches)": TensorBatches(images.to(device), 64, 0),
+               "squares through a DataLoader (2 workers)": LoaderBatches(Images(images), 64, 0, 2, device)}
+    counter = iter(range(10**9))
+    return {name: (lambda batches=batches: task.train_step(next(batches), next(counter)))
+            for name, batches in sources.items()}
+
+
+def compare(steps: dict[str, Callable[[], None]], count: int, repeats: int, device: torch.device) -> dict:
+    """Median seconds per step of each, measured alternately."""
+    for step in steps.values():  # warm-up
+        for _ in range(2):
+            step()
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(count):
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            timings[name].append((time.perf_counter() - started) / count)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def table(title: str, seconds: dict[str, float], base: str, throughput: bool) -> None:
+    """Seconds per step and each row's throughput (or time) relative to the `base` row."""
+    print(f"\n| {title} | s / step | {'throughput' if throughput else 'time'} x {base} |\n|---|---:|---:|")
+    for name, value in seconds.items():
+        ratio = seconds[base] / value if throughput else value / seconds[base]
+        print(f"| {name} | {value:.4f} | {ratio:.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        keep_freed_host_memory()
+    print(f"{args.repeats} x {args.steps} steps, width {args.width}, batch 64, {args.threads} threads, "
+          f"{device}")
+    reference = "pytorch/examples dcgan loop"
+    seconds = compare({reference: reference_step(device, args.width),
+                       "gen, same work": gen_step(device, args.width, same_work=True),
+                       "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False)},
+                      args.steps, args.repeats, device)
+    table("DCGAN-64 step", seconds, reference, throughput=True)
+    seconds = compare({"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
+                       "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True)},
+                      args.steps, args.repeats, device)
+    table("CoordConv per model", seconds, "gen DCGAN, conv", throughput=False)
+    seconds = compare(data_path_steps(device), args.steps, args.repeats, device)
+    table("data path (width 16)", seconds, next(iter(seconds)), throughput=True)
+
+
+if __name__ == "__main__":
+    main()
