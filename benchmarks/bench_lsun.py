@@ -15,7 +15,8 @@ cache emptied for the database before each opening (posix_fadvise DONTNEED, no r
    from the prepared set in memory): steps/s and hours per 1M images.
 
 Usage: python benchmarks/bench_lsun.py [--records 60000] [--db /tmp/lsun-bench]
-       [--workers 2] [--threads 2] [--width 16] [--steps 20]
+       [--workers 2] [--threads 2] [--width 16] [--steps 20] [--parts opening,decoding,training]
+(training and the models read the prepared set that decoding writes.)
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", default="opening,decoding,training",
+                        help="comma-separated parts to run (training includes the models)")
     parser.add_argument("--open-once", choices=list(OPENINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.open_once:
@@ -227,11 +230,15 @@ def main() -> None:
     keep_freed_host_memory()
     build_lmdb(args.db, args.records)
     print(f"{args.records} records, {args.threads} threads, {args.workers} workers")
-    opening(args.db)
+    parts = set(args.parts.split(","))
+    if "opening" in parts:
+        opening(args.db)
     prepared = args.db.with_name(args.db.name + "-prepared")
-    decoding(args.db, prepared, args.workers, min(args.decode, args.records))
-    training(args.db, prepared, args.workers, args.width, args.steps, args.repeats)
-    models(prepared, args.width, args.steps, args.repeats)
+    if "decoding" in parts:
+        decoding(args.db, prepared, args.workers, min(args.decode, args.records))
+    if "training" in parts:
+        training(args.db, prepared, args.workers, args.width, args.steps, args.repeats)
+        models(prepared, args.width, args.steps, args.repeats)
 
 
 if __name__ == "__main__":
