@@ -26,7 +26,6 @@ import hashlib
 import io
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import lmdb
 import numpy as np
 import torch
 from PIL import Image
+from timing import alternating_medians
 
 from gen.data.batches import LoaderBatches, TensorBatches
 from gen.data.natural import LSUN, open_lmdb
@@ -157,22 +157,15 @@ def training(db: Path, prepared: Path, workers: int, width: int, steps: int, rep
             LoaderBatches(PreparedImages(prepared, 64), 64, 0, workers, device),
         "prepared, held in memory": TensorBatches(held, 64, 0),
     }
-    for batches in sources.values():  # warm-up: workers started, first batches decoded
-        for step in range(3):
-            task.train_step(next(batches), step)
-    timings: dict[str, list[float]] = {name: [] for name in sources}
-    for _ in range(repeats):
-        for name, batches in sources.items():
-            started = time.perf_counter()
-            for step in range(steps):
-                task.train_step(next(batches), step + 3)
-            timings[name].append((time.perf_counter() - started) / steps)
-    base = statistics.median(timings["prepared, held in memory"])
+    counter = iter(range(10**9))
+    fed = {name: (lambda batches=batches: task.train_step(next(batches), next(counter)))
+           for name, batches in sources.items()}
+    seconds = alternating_medians(fed, steps, repeats, warmup=3)
+    base = seconds["prepared, held in memory"]
     print(f"\n| GAN training at width {width}, batch 64, 64 px | steps/s | x held | hours per 1M images |")
     print("|---|---:|---:|---:|")
-    for name, values in timings.items():
-        seconds = statistics.median(values)
-        print(f"| {name} | {1 / seconds:.2f} | {base / seconds:.2f} | {seconds * 1e6 / 64 / 3600:.2f} |")
+    for name, value in seconds.items():
+        print(f"| {name} | {1 / value:.2f} | {base / value:.2f} | {value * 1e6 / 64 / 3600:.2f} |")
 
 
 def experiment_models(width: int) -> dict[str, object]:
@@ -192,21 +185,13 @@ def models(prepared: Path, width: int, steps: int, repeats: int) -> None:
     tasks = {name: build_task(model.for_data(3, 64), device)
              for name, model in experiment_models(width).items()}
     batches = TensorBatches(held, 64, 0)
-    for task in tasks.values():
-        for step in range(3):
-            task.train_step(next(batches), step)
-    timings: dict[str, list[float]] = {name: [] for name in tasks}
-    for _ in range(repeats):
-        for name, task in tasks.items():
-            started = time.perf_counter()
-            for step in range(steps):
-                task.train_step(next(batches), step + 3)
-            timings[name].append((time.perf_counter() - started) / steps)
+    counter = iter(range(10**9))
+    seconds = alternating_medians({name: (lambda task=task: task.train_step(next(batches), next(counter)))
+                                   for name, task in tasks.items()}, steps, repeats, warmup=3)
     print(f"\n| LSUN experiment model, width {width}, batch 64, 64 px | steps/s | hours per 1M images |")
     print("|---|---:|---:|")
-    for name, values in timings.items():
-        seconds = statistics.median(values)
-        print(f"| {name} | {1 / seconds:.2f} | {seconds * 1e6 / 64 / 3600:.2f} |")
+    for name, value in seconds.items():
+        print(f"| {name} | {1 / value:.2f} | {value * 1e6 / 64 / 3600:.2f} |")
 
 
 def main() -> None:

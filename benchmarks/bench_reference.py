@@ -17,9 +17,7 @@ Usage: python benchmarks/bench_reference.py [--steps 10] [--repeats 3] [--thread
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from gen.images import to_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed_reference  # noqa: E402
+from timing import alternating_medians  # noqa: E402
 
 
 def reference_step(device: torch.device, width: int) -> Callable[[], None]:
@@ -102,25 +101,6 @@ def data_path_steps(device: torch.device) -> dict[str, Callable[[], None]]:
             for name, batches in sources.items()}
 
 
-def compare(steps: dict[str, Callable[[], None]], count: int, repeats: int, device: torch.device) -> dict:
-    """Median seconds per step of each, measured alternately."""
-    for step in steps.values():  # warm-up
-        for _ in range(2):
-            step()
-    timings: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            for _ in range(count):
-                step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            timings[name].append((time.perf_counter() - started) / count)
-    return {name: statistics.median(values) for name, values in timings.items()}
-
-
 def table(title: str, seconds: dict[str, float], base: str, throughput: bool) -> None:
     """Seconds per step and each row's throughput (or time) relative to the `base` row."""
     print(f"\n| {title} | s / step | {'throughput' if throughput else 'time'} x {base} |\n|---|---:|---:|")
@@ -144,16 +124,16 @@ def main() -> None:
     print(f"{args.repeats} x {args.steps} steps, width {args.width}, batch 64, {args.threads} threads, "
           f"{device}")
     reference = "pytorch/examples dcgan loop"
-    seconds = compare({reference: reference_step(device, args.width),
+    seconds = alternating_medians({reference: reference_step(device, args.width),
                        "gen, same work": gen_step(device, args.width, same_work=True),
                        "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False)},
                       args.steps, args.repeats, device)
     table("DCGAN-64 step", seconds, reference, throughput=True)
-    seconds = compare({"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
+    seconds = alternating_medians({"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
                        "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True)},
                       args.steps, args.repeats, device)
     table("CoordConv per model", seconds, "gen DCGAN, conv", throughput=False)
-    seconds = compare(data_path_steps(device), args.steps, args.repeats, device)
+    seconds = alternating_medians(data_path_steps(device), args.steps, args.repeats, device)
     table("data path (width 16)", seconds, next(iter(seconds)), throughput=True)
 
 

@@ -4,11 +4,13 @@ file behind."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
 import re
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,25 @@ def cache_dir(name: str) -> Path:
     which may be read-only."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coordgen"
     return Path(os.environ.get("GEN_CACHE_DIR", default)) / name
+
+
+def cached_arrays(folder: str, identity: str,
+                  compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Arrays derived from data that `identity` names (it must change when the data does),
+    kept as a plain .npz (no pickle) in cache_dir(folder): read back when present and whole,
+    else computed and stored. A damaged entry is recomputed; an unwritable cache only costs
+    the computation."""
+    path = cache_dir(folder) / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                if str(cached["identity"]) == identity:
+                    return {name: cached[name] for name in cached.files if name != "identity"}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass
+    arrays = compute()
+    try:
+        save_npz(path, identity=np.array(identity), **arrays)
+    except OSError:
+        pass
+    return arrays

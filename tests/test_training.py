@@ -65,7 +65,7 @@ def test_lsun_keys_are_cached_and_rebuilt_when_the_database_changes(tmp_path, ke
         raise AssertionError("the cached index should be used")
 
     with monkeypatch.context() as patched:
-        patched.setattr(natural.lmdb, "open", no_scan)
+        patched.setattr(natural, "open_lmdb", no_scan)
         assert natural.lmdb_keys(natural.find_lmdb(tmp_path)) == first
     time.sleep(0.01)
     writer = ("import lmdb, sys\n"  # another process: this one holds the database open for reading

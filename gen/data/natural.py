@@ -8,7 +8,6 @@ batch keeps its shape and days of training do not die on one bad file.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from gen.errors import InputError
-from gen.fileio import cache_dir, save_npz
+from gen.fileio import cached_arrays
 from gen.sources import IMAGE_SUFFIXES
 
 
@@ -126,23 +125,16 @@ def lmdb_keys(path: Path) -> list[bytes]:
     (data, no pickle). An unwritable cache only costs the scan."""
     database = (path / "data.mdb").stat()
     identity = f"{path.resolve()}|{database.st_size}|{database.st_mtime_ns}"
-    cache = cache_dir("lsun-keys") / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as index:
-                if str(index["identity"]) == identity:
-                    return [key.ljust(length, b"\0") for key, length in zip(index["keys"].tolist(),
-                                                                             index["lengths"].tolist())]
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged index is rebuilt
-    with open_lmdb(path).begin() as txn:
-        keys = list(txn.cursor().iternext(keys=True, values=False))
-    try:
-        save_npz(cache, identity=np.array(identity), keys=np.array(keys, dtype=bytes),
-                 lengths=np.array([len(key) for key in keys], dtype=np.int64))
-    except OSError:
-        pass
-    return keys
+
+    def scan() -> dict[str, np.ndarray]:
+        with open_lmdb(path).begin() as txn:
+            keys = list(txn.cursor().iternext(keys=True, values=False))
+        lengths = np.array([len(key) for key in keys], dtype=np.int64)  # .npz bytes drop trailing NULs
+        return {"keys": np.array(keys, dtype=bytes), "lengths": lengths}
+
+    index = cached_arrays("lsun-keys", identity, scan)
+    return [key.ljust(length, b"\0")
+            for key, length in zip(index["keys"].tolist(), index["lengths"].tolist())]
 
 
 class LSUN(SkippingDataset):

@@ -12,7 +12,6 @@ to the network. Reference features are cached by the reference set's fingerprint
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterable
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from gen.data.image_sets import ImageSet
 from gen.errors import InputError
-from gen.fileio import cache_dir, load_torch_data, save_npz
+from gen.fileio import cached_arrays, load_torch_data
 from gen.metrics.knn import density_coverage
 
 INCEPTION_URL = inception_v3.URL_INCEPTION_V3
@@ -106,21 +105,12 @@ def set_features(inception: Inception, images: ImageSet, n: int, seed: int, batc
     fingerprint, the subset and the weights: a reference is decoded and measured once."""
     indices = images.subset(n, seed)
     identity = f"{images.fingerprint}|n={len(indices)}|seed={seed}|{inception.identity}"
-    path = cache_dir("fid-features") / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as cached:
-                if str(cached["identity"]) == identity:
-                    return cached["features"]
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry is recomputed
-    batches = (images.read(indices[start:start + batch]) for start in range(0, len(indices), batch))
-    features = inception.features(batches, len(indices), desc="reference features")
-    try:
-        save_npz(path, identity=np.array(identity), features=features)
-    except OSError:
-        pass  # an unwritable cache only costs the recomputation
-    return features
+
+    def compute() -> dict[str, np.ndarray]:
+        batches = (images.read(indices[start:start + batch]) for start in range(0, len(indices), batch))
+        return {"features": inception.features(batches, len(indices), desc="reference features")}
+
+    return cached_arrays("fid-features", identity, compute)["features"]
 
 
 def fidelity_scores(generated: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict[str, float]:
