@@ -188,10 +188,10 @@ def run_options(command):
                           "GPUs and fp32 on the CPU; on --resume: the run's]."),
         click.option("--channels-last/--no-channels-last", default=None,
                      help="NHWC memory layout [default: on GPUs]."),
-        click.option("--compile", is_flag=True, default=None,
+        click.option("--compile/--no-compile", default=None,
                      help="torch.compile the networks a step runs (G and D; not D with R1, whose double "
-                          "backward torch.compile cannot run)."),
-        click.option("--sync-bn", is_flag=True, default=_run_default("sync_bn"),
+                          "backward torch.compile cannot run) [default: off; on --resume: the run's]."),
+        click.option("--sync-bn/--no-sync-bn", default=None,
                      help="Under torchrun: BatchNorm statistics of the global batch rather than of "
                           "each rank's slice (the same model at any number of processes)."),
         click.option("--log-every", type=click.IntRange(min=1), default=_run_default("log_every"),
@@ -208,10 +208,10 @@ def run_options(command):
                                              "(squares/shapes), FID and its companions (natural images)."),
         click.option("--eval-samples", type=click.IntRange(min=1), default=_run_default("eval_samples"),
                      show_default=True, help="Samples the geometric metrics measure (squares/shapes)."),
-        click.option("--fid-samples", type=click.IntRange(min=0), default=_run_default("fid_samples"),
-                     show_default=True, help="Natural images: samples and real images each FID "
-                                             "evaluation measures (0: no FID)."),
-        click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+        click.option("--fid-samples", type=click.IntRange(min=0), default=None,
+                     help="Natural images: samples and real images each FID evaluation measures (0: no "
+                          "FID) [default: 5000 on GPUs, 1000 on the CPU]."),
+        click.option("--inception-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
                      help="torch-fidelity's Inception-v3 weights file for FID, for offline machines "
                           "[default: $GEN_INCEPTION_WEIGHTS, else downloaded once to torch hub's cache]."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -100,29 +100,33 @@ SINGLE = World()
 
 
 class SyncedBatchNorm(nn.BatchNorm2d):
-    """BatchNorm over the global batch: per-channel sums and squared sums are summed over
-    the ranks by a differentiable all-reduce, so gradients flow to every rank's inputs and a
-    run computes the same function at any world size. torch's SyncBatchNorm runs on GPUs
+    """BatchNorm over the global batch: per-channel sums, then sums of squared deviations,
+    are summed over the ranks by differentiable all-reduces, so gradients flow to every
+    rank's inputs and a run computes the same function at any world size. torch's SyncBatchNorm runs on GPUs
     only; this one runs on gloo too. Same parameters and buffers as nn.BatchNorm2d."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not dist.is_initialized() or dist.get_world_size() == 1:
+        if not self.training or not dist.is_initialized():
             return super().forward(x)
         channels = x.shape[1]
-        count = torch.full((1,), x.numel() // channels, dtype=x.dtype, device=x.device)
-        sums = differentiable.all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+        exact = x.float()  # statistics in fp32 also under bf16 autocast (as BatchNorm keeps them)
+        count = exact.new_full((1,), x.numel() // channels)
+        sums = differentiable.all_reduce(torch.cat([exact.sum((0, 2, 3)), count]))
         total = sums[-1]
         mean = sums[:channels] / total
-        var = sums[channels:2 * channels] / total - mean * mean
+        shape = (1, channels, 1, 1)
+        centred = exact - mean.view(shape)  # two passes: E[x^2] - E[x]^2 would cancel at large means
+        var = differentiable.all_reduce((centred * centred).sum((0, 2, 3))) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                factor = (1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
+                factor = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean, factor)
                 self.running_var.lerp_(var * total / (total - 1), factor)
-        shape = (1, channels, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
 
 
 def synchronise_batch_norm(module: nn.Module) -> nn.Module:

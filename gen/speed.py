@@ -13,9 +13,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def precision_of(run: RunConfig, device: torch.device) -> torch.dtype:
-    """bf16 on GPUs (tensor cores; same exponent range as fp32), fp32 on the CPU, unless set."""
+    """bf16 on GPUs that compute it natively (Ampere and later: tensor cores, fp32's exponent
+    range), else fp32, unless set."""
     if run.precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float32
     return DTYPES[run.precision]
 
 
@@ -25,11 +27,28 @@ def channels_last_on(run: RunConfig, device: torch.device) -> bool:
 
 
 def apply_fast_paths(task: Task, run: RunConfig, device: torch.device) -> None:
-    """Set the task's precision, its networks' memory layout and compilation for the run."""
+    """Set the task's precision, its networks' memory layout and compilation for the run,
+    and fit the optimisers' state to them (a resumed state keeps its saved layout)."""
     task.precision = precision_of(run, device)
     if channels_last_on(run, device):
         for network in task.networks().values():
             network.to(memory_format=torch.channels_last)
+    match_optimizer_state(task, device)
     if run.compile:
         for network in task.compiled_networks().values():
             network.compile()
+
+
+def match_optimizer_state(task: Task, device: torch.device) -> None:
+    """Give each optimiser state tensor its weight's memory layout, and fuse Adam on GPUs
+    only: a fused kernel walks memory flat, so a state saved in another layout (a run
+    resumed with another --channels-last or device) would pair the wrong elements."""
+    for optimizer in task.optimizers().values():
+        for group in optimizer.param_groups:
+            if "fused" in group:
+                group["fused"] = True if device.type == "cuda" else None
+        for weight, state in optimizer.state.items():
+            for name, value in state.items():
+                if torch.is_tensor(value) and value.shape == weight.shape \
+                        and value.stride() != weight.stride():
+                    state[name] = torch.empty_like(weight).copy_(value)

@@ -20,6 +20,8 @@ def test_format1_checkpoints_load_as_the_models_they_were(format1_checkpoint):
     """Samples of an old checkpoint are bit for bit what the version that saved it drew."""
     record = load_checkpoint(format1_checkpoint)
     assert record.step == 2 and record.kind in ("gan", "vae")
+    run = record.run  # saved before FID and the fast paths: resumed as they ran, anywhere
+    assert (run.fid_samples, run.precision, run.channels_last, run.compile) == (0, "fp32", False, False)
     with np.load(format1_checkpoint.parent / OLD_SAMPLES) as saved:
         expected = saved[format1_checkpoint.stem.replace("-", "_")]
     assert np.array_equal(sample_images(format1_checkpoint, 4, seed=5, device="cpu"), expected)

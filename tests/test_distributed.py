@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -120,3 +121,35 @@ def test_sync_bn_makes_a_batchnorm_generator_train_the_same_at_two_processes(tmp
     one, synced = weights(tmp_path / "one"), weights(tmp_path / "synced")
     for key in one:
         assert torch.allclose(one[key].float(), synced[key].float(), atol=1e-4), key
+
+
+@pytest.fixture
+def one_rank_group(tmp_path):
+    """A gloo process group of this process alone: the all-reduce runs, and sums to itself."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_synced_batch_norm_is_batch_norm_in_fp32_and_bf16(one_rank_group):
+    from gen.distributed import synchronise_batch_norm
+
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    synced = synchronise_batch_norm(copy.deepcopy(plain))
+    x = torch.randn(4, 3, 5, 5) * 0.5 + 8  # a large mean: E[x^2] - E[x]^2 cancels
+    weights = torch.randn(4, 3, 5, 5)
+    inputs = [x.clone().requires_grad_() for _ in range(2)]
+    expected, got = plain(inputs[0]), synced(inputs[1])
+    assert torch.allclose(got, expected, atol=1e-4)
+    for out in (expected, got):
+        (out * weights).sum().backward()
+    assert torch.allclose(synced[0].weight.grad, plain[0].weight.grad, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(inputs[1].grad, inputs[0].grad, rtol=1e-3, atol=1e-3)
+    assert torch.allclose(synced[0].running_var, plain[0].running_var, rtol=1e-4)
+    rounded = x.bfloat16()  # as under bf16 autocast: statistics stay fp32, the output is bf16
+    half, reference = synced(rounded), plain(rounded.float()).detach()
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), reference, atol=0.02)
+    assert synced[0].running_mean.dtype == torch.float32

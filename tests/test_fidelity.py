@@ -86,6 +86,12 @@ def test_precision_recall_density_coverage_of_a_shifted_set():
     assert shifted["precision"] < 0.1 and shifted["recall"] < 0.1 and shifted["coverage"] < 0.1
 
 
+def test_density_averages_over_the_generated_samples():
+    real = np.random.default_rng(0).normal(size=(200, 64))
+    twice = fidelity_scores(np.concatenate([real, real]), real)  # every ball holds its k + 1 twice
+    assert twice["density"] == pytest.approx((KNN_K + 1) / KNN_K) and twice["coverage"] == 1.0
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_dense_density_coverage_equals_the_kd_tree_one(dims, monkeypatch):
     rng = np.random.default_rng(dims)

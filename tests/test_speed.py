@@ -53,10 +53,13 @@ def test_channels_last_networks_compute_the_same_step(tiny_gan, real_batch, tiny
         assert reordered[key] == pytest.approx(exact[key], rel=1e-4, abs=1e-5), key
 
 
-def test_auto_turns_fast_paths_on_for_gpus_only():
+def test_auto_turns_fast_paths_on_for_gpus_only(monkeypatch):
     auto = RunConfig(steps=1)
     assert precision_of(auto, torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert precision_of(auto, torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert precision_of(auto, torch.device("cuda")) == torch.float32  # emulated bf16 is slower than fp32
     assert precision_of(RunConfig(steps=1, precision="bf16"), torch.device("cpu")) == torch.bfloat16
     assert not channels_last_on(auto, torch.device("cpu")) and channels_last_on(auto, torch.device("cuda"))
     assert not channels_last_on(RunConfig(steps=1, channels_last=False), torch.device("cuda"))
@@ -98,3 +101,27 @@ def test_a_compiled_step_matches_the_eager_one(tiny_gan, real_batch, tiny_run):
         for key in exact:
             assert float(fast[key]) == pytest.approx(float(exact[key]), rel=1e-4, abs=1e-6), (step, key)
     assert compiled.state_dict()["networks"].keys() == eager.state_dict()["networks"].keys()
+
+
+def test_resumed_optimiser_state_takes_the_weights_layout_and_adam_fuses_on_gpus_only(tiny_gan, real_batch,
+                                                                                      tiny_run):
+    saved = build_task(tiny_gan.for_data(1, 64), torch.device("cpu"), seed=0)
+    apply_fast_paths(saved, tiny_run(channels_last=True), torch.device("cpu"))
+    saved.train_step(real_batch, 1)
+    for group in saved.optimizers()["discriminator"].param_groups:
+        group["fused"] = True  # as a GPU run saves it
+    resumed = build_task(tiny_gan.for_data(1, 64), torch.device("cpu"), seed=0)
+    resumed.load_state_dict(saved.state_dict())  # Adam's moments arrive in the saved NHWC layout
+    apply_fast_paths(resumed, tiny_run(channels_last=False), torch.device("cpu"))
+    for optimizer in resumed.optimizers().values():
+        assert all(group["fused"] is None for group in optimizer.param_groups)
+        for weight, state in optimizer.state.items():
+            assert state["exp_avg"].stride() == state["exp_avg_sq"].stride() == weight.stride()
+    moments = saved.optimizers()["discriminator"].state
+    for state in resumed.optimizers()["discriminator"].state.values():  # the same values, relaid
+        assert any(torch.equal(state["exp_avg"], other["exp_avg"]) for other in moments.values())
+
+
+def test_a_vae_compiles_the_encoder_and_decoder_its_step_calls(tiny_vae):
+    task = build_task(tiny_vae().for_data(1, 64), torch.device("cpu"))
+    assert task.compiled_networks() == {"encoder": task.vae.encoder, "decoder": task.vae.decoder}

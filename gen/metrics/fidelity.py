@@ -85,8 +85,8 @@ def weights_path(weights: str | os.PathLike | None = None) -> Path:
         return Path(chosen)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_URL.rsplit("/", 1)[1]
     if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
         try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(INCEPTION_URL, str(cached), INCEPTION_SHA256_PREFIX,
                                            progress=sys.stderr.isatty())
         except (OSError, RuntimeError) as error:
@@ -125,7 +125,7 @@ def fidelity_scores(generated: np.ndarray, reference: np.ndarray, seed: int = 0)
                                  kid_subset_size=min(KID_SUBSET_SIZE, len(fake), len(real)))
     prc = prc_features_to_metric(fake.float(), real.float(), prc_neighborhood=PR_NEIGHBOURS, verbose=False,
                                  prc_batch_size=10_000, save_cpu_ram=True)
-    density, coverage = density_coverage(reference, generated)
+    density, coverage = density_coverage(reference, generated, sample_count=len(generated))
     return {"fid": frechet_distance(generated, reference),
             "kid": kid["kernel_inception_distance_mean"], "kid_std": kid["kernel_inception_distance_std"],
             "precision": prc["precision"], "recall": prc["recall"],

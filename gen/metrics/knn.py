@@ -12,9 +12,11 @@ KD_TREE_MAX_DIMS = 8  # above this a k-d tree searches nearly everything: exact 
 CHUNK = 1024
 
 
-def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = KNN_K) -> tuple[float, float]:
-    """Naeem et al. density and coverage of `fake` points against as many `real` points;
-    fewer fakes than reals means the missing ones lie near no real point."""
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = KNN_K,
+                     sample_count: int | None = None) -> tuple[float, float]:
+    """Naeem et al. density and coverage of `fake` points against `real` points; density
+    averages over `sample_count` samples (default: as many as real points, so that when
+    fewer fakes than that were placed the missing ones count as lying near no real point)."""
     if len(fake) == 0:
         return 0.0, 0.0
     if real.shape[1] <= KD_TREE_MAX_DIMS:
@@ -22,7 +24,7 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = KNN_K) -> tupl
         inside = cKDTree(fake).query_ball_point(real, radii, return_length=True)
     else:
         inside = _fakes_in_balls(torch.from_numpy(real).double(), torch.from_numpy(fake).double(), k)
-    return float(inside.sum() / (k * len(real))), float(np.mean(inside > 0))
+    return float(inside.sum() / (k * (sample_count or len(real)))), float(np.mean(inside > 0))
 
 
 def _fakes_in_balls(real: torch.Tensor, fake: torch.Tensor, k: int) -> np.ndarray:

@@ -35,6 +35,10 @@ class VAETask(Task):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"vae": self.optimizer}
 
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        """The encoder and decoder: the step calls them, not the VAE module itself."""
+        return {"encoder": self.vae.encoder, "decoder": self.vae.decoder}
+
     def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.config.model.latent_dim, generator=generator, device=generator.device)
 
