@@ -24,7 +24,7 @@ from gen import fileio, runs
 from gen.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_latest_good, snapshots
 from gen.cli import main
 from gen.configs import RunConfig
-from gen.data.batches import run_dataset
+from gen.data.batches import leave_stops_to_the_main_process, run_dataset, starting_workers
 from gen.data.natural import LSUN, ImageFolder
 from gen.errors import InputError, RunStopped
 
@@ -377,3 +377,17 @@ def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "stopped by SIGTERM" in out and load_checkpoint(tmp_path / "run").step > 0
+
+
+def test_loader_workers_start_with_the_stop_signals_blocked():
+    """A group SIGTERM in the moment between a worker's fork and its init function waits,
+    and the init function discards it: the worker lives (it used to die, now and then, at
+    the start of an epoch)."""
+    with starting_workers():
+        pid = os.fork()
+        if pid == 0:  # the worker's side
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives before the init function
+            leave_stops_to_the_main_process(0)
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -7,8 +7,10 @@ Both can save and restore their position so a resumed run sees the same batches.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -51,11 +53,29 @@ class TensorBatches:
         restore_generator(self.generator, state["generator"])
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def leave_stops_to_the_main_process(worker_id: int) -> None:
     """DataLoader workers ignore SIGINT and SIGTERM: a scheduler or torchrun signals the whole
-    process group, and a worker killed by it would break the main process's orderly stop."""
+    process group, and a worker killed by it would break the main process's orderly stop.
+    Workers start with both blocked (`starting_workers`), so one that arrives before this
+    runs is discarded here rather than killing the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def starting_workers() -> Iterator[None]:
+    """Block SIGINT and SIGTERM while DataLoader workers fork: they inherit the mask, so a
+    group signal in the moment between a worker's start and its init function waits for the
+    init to ignore it. The main process receives its own copy once unblocked."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class LoaderBatches:
@@ -86,7 +106,8 @@ class LoaderBatches:
         loader = DataLoader(self.dataset, batch_size=local, sampler=order, drop_last=True,
                             num_workers=self.workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=False, worker_init_fn=leave_stops_to_the_main_process)
-        self._iterator = iter(loader)
+        with starting_workers():
+            self._iterator = iter(loader)
 
     def __iter__(self) -> LoaderBatches:
         return self
