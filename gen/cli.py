@@ -185,7 +185,7 @@ def run_options(command):
                      show_default=True, help="Decoding processes for lsun/folder."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=None,
                      help="Of forward passes: bf16 autocast keeps fp32 weights [default: auto, bf16 on "
-                          "GPUs and fp32 on the CPU; on --resume: the run's]."),
+                          "GPUs that compute it natively, else fp32; on --resume: the run's]."),
         click.option("--channels-last/--no-channels-last", default=None,
                      help="NHWC memory layout [default: on GPUs]."),
         click.option("--compile/--no-compile", default=None,
