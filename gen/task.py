@@ -36,8 +36,9 @@ class Task:
     precision: torch.dtype = torch.float32  # of a training step's forward passes (gen.speed)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision for a step's forward passes and losses: the weights, gradients and
-        optimiser stay fp32; bf16 keeps fp32's range, so no loss scaling is needed."""
+        """Mixed precision for a step's network forward passes (the families take their
+        losses in fp32): weights, gradients and optimiser state stay fp32, and bf16 keeps
+        fp32's range, so no loss scaling is needed."""
         return torch.autocast(self.noise.device.type, dtype=self.precision,
                               enabled=self.precision != torch.float32)
 
