@@ -165,3 +165,15 @@ def test_prepare_and_prepared_input_errors_are_one_line(folder, tmp_path):
     ):
         result = runner.invoke(main, args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize(("content", "count", "kept"), [
+    (b"a\nb\nc\n", 2, b"a\nb\n"), (b"a\nb\npart", 2, b"a\nb\n"), (b"a\nb\nc", 3, b"a\nb\nc\n"),
+    (b"a\n", 0, b"")])
+def test_a_resume_keeps_the_saved_lines_of_sources_txt(tmp_path, content, count, kept):
+    path = tmp_path / "sources.txt"
+    path.write_bytes(content)
+    with open(path, "a", encoding="utf-8") as handle:
+        prepare_module._truncate_lines(path, handle, count)
+        handle.write("next\n")
+    assert path.read_bytes() == kept + b"next\n"

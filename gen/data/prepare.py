@@ -137,14 +137,20 @@ def _resume_state(partial: Path, settings: dict) -> dict:
 
 def _truncate_lines(path: Path, handle, count: int) -> None:
     """Keep the first `count` lines of an append-mode text file (rows after the last saved
-    progress are dropped, as for the images)."""
+    progress are dropped, as for the images), reading line by line: 3M LSUN keys need not
+    sit in memory at once."""
     handle.flush()
+    offset, ends_line = 0, True
     with open(path, "rb") as text:
-        lines = text.read().split(b"\n")[:count]
-    data = b"".join(line + b"\n" for line in lines)
-    with open(path, "r+b") as text:
-        text.write(data)
-        text.truncate(len(data))
+        for _ in range(count):
+            line = text.readline()
+            if not line:
+                break
+            offset, ends_line = offset + len(line), line.endswith(b"\n")
+    os.truncate(path, offset)
+    if not ends_line:
+        handle.write("\n")
+        handle.flush()
 
 
 class PreparedImages(Dataset):
