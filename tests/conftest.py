@@ -3,6 +3,7 @@ saved by older versions of the checkpoint format."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -94,3 +95,19 @@ def inception_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("inception") / "inception.pt"
     torch.save(network.eval().state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def wait_for_run_start():
+    """Waits until a training subprocess has written RUN_DIR/config.json (its loop starts
+    next), failing the test after `timeout` seconds instead of signalling a process that
+    never started."""
+
+    def wait(run_dir: Path, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not (run_dir / "config.json").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {run_dir / 'config.json'} after {timeout} s")
+            time.sleep(0.02)
+
+    return wait

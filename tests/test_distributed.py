@@ -90,15 +90,13 @@ def test_file_sources_give_each_rank_its_slice_of_each_epoch(tmp_path):
         assert torch.equal(torch.cat([ranks[0][index], ranks[1][index]]), batch)
 
 
-def test_sigterm_to_torchrun_stops_every_rank_at_one_saved_step(tmp_path):
+def test_sigterm_to_torchrun_stops_every_rank_at_one_saved_step(tmp_path, wait_for_run_start):
     """torchrun forwards the signal to each rank; they agree on the step, rank 0 saves it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "gen", *TINY, "--steps", "100000", "--out", str(tmp_path / "run")]
     launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "run" / "config.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_run_start(tmp_path / "run", timeout=120)
     time.sleep(1.0)
     launcher.send_signal(signal.SIGTERM)
     out, _ = launcher.communicate(timeout=120)

@@ -58,15 +58,13 @@ def task_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_saves_the_step_and_resume_matches_an_unbroken_run(tmp_path, sig):
+def test_a_signal_saves_the_step_and_resume_matches_an_unbroken_run(tmp_path, sig, wait_for_run_start):
     """SIGTERM or Ctrl-C at a random step: exit 0 with that step saved; resumed, the run ends
     bit-identical to one never stopped (the DCGAN preset has no ramp-down, so the total step
     count does not change its maths)."""
     stopped, unbroken = tmp_path / "stopped", tmp_path / "unbroken"
     process = gen_process(*TINY_CLI, "--steps", "100000", "--ckpt-every", "100000", "--out", str(stopped))
-    deadline = time.monotonic() + 60
-    while not (stopped / "config.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_run_start(stopped)
     time.sleep(random.uniform(0.3, 1.0))
     process.send_signal(sig)
     out, err = process.communicate(timeout=60)
@@ -361,7 +359,7 @@ def test_runs_from_before_rotation_keep_every_snapshot_unless_told(tmp_path, gan
     assert runs.prepare_resume(run_dir, steps=12, keep=3).run.keep == 3
 
 
-def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path):
+def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path, wait_for_run_start):
     """A scheduler (or torchrun) signals the whole process group; a folder run with loader
     workers still stops at a saved step instead of dying with its workers."""
     write_bad_folder(tmp_path / "images")
@@ -369,9 +367,7 @@ def test_data_loader_workers_leave_a_group_signal_to_the_main_process(tmp_path):
                "--resolution", "32", "--workers", "1", "--steps", "100000", "--out", str(tmp_path / "run")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "run" / "config.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_run_start(tmp_path / "run")
     time.sleep(1.5)
     os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=60)
