@@ -51,15 +51,24 @@ def test_prepared_pixels_are_what_training_decodes(folder, tmp_path):
         assert skipped == 0 and torch.allclose(image, decoded, atol=1e-6)
 
 
-def test_lsun_prepare_takes_the_first_records_and_names_their_keys(tmp_path):
-    path = tmp_path / "lsun" / "bedroom_train_lmdb"
+def encoded(size: tuple[int, int], colour: tuple[int, int, int], kind: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def write_lsun(root, records: dict[bytes, bytes]) -> None:
+    """An LSUN-layout lmdb under root/bedroom_train_lmdb."""
+    path = root / "bedroom_train_lmdb"
     path.mkdir(parents=True)
     with lmdb.open(str(path), map_size=1 << 24) as env, env.begin(write=True) as txn:
-        for i in range(12):
-            buffer = io.BytesIO()
-            Image.new("RGB", (80, 60), (20 * i, 0, 0)).save(buffer, format="WEBP")
-            txn.put(f"{i:040x}".encode(), buffer.getvalue())
-        txn.put(b"f" * 40, b"")
+        for key, value in records.items():
+            txn.put(key, value)
+
+
+def test_lsun_prepare_takes_the_first_records_and_names_their_keys(tmp_path):
+    records = {f"{i:040x}".encode(): encoded((80, 60), (20 * i, 0, 0), "WEBP") for i in range(12)}
+    write_lsun(tmp_path / "lsun", {**records, b"f" * 40: b""})
     reader = LSUN(tmp_path / "lsun", 64)  # the database is already open in this process
     assert reader[0][1] == 0
     manifest = prepare("lsun", tmp_path / "lsun", 64, tmp_path / "out", workers=2, limit=10)
@@ -70,14 +79,10 @@ def test_lsun_prepare_takes_the_first_records_and_names_their_keys(tmp_path):
 
 
 def test_an_lmdb_with_corrupt_records_prepares_from_the_cli_and_trains(tmp_path):
-    path = tmp_path / "lsun" / "bedroom_train_lmdb"
-    path.mkdir(parents=True)
-    with lmdb.open(str(path), map_size=1 << 24) as env, env.begin(write=True) as txn:
-        for i in range(10):
-            buffer = io.BytesIO()
-            Image.new("RGB", (90, 64), (25 * i, 100, 0)).save(buffer, format="JPEG")
-            txn.put(f"{i:040x}".encode(), buffer.getvalue() if i % 4 else buffer.getvalue()[:100])
-        txn.put(b"e" * 40, b"not an image")
+    jpegs = [encoded((90, 64), (25 * i, 100, 0), "JPEG") for i in range(10)]
+    records = {f"{i:040x}".encode(): jpeg if i % 4 else jpeg[:100]  # 3 truncated
+               for i, jpeg in enumerate(jpegs)}
+    write_lsun(tmp_path / "lsun", {**records, b"e" * 40: b"not an image"})
     runner = CliRunner()
     result = runner.invoke(main, ["data", "prepare", "lsun", "--root", str(tmp_path / "lsun"), "--resolution",
                                   "64", "--out", str(tmp_path / "bedrooms"), "--workers", "2"])
