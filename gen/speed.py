@@ -43,12 +43,16 @@ def match_optimizer_state(task: Task, device: torch.device) -> None:
     """Give each optimiser state tensor its weight's memory layout, and fuse Adam on GPUs
     only: a fused kernel walks memory flat, so a state saved in another layout (a run
     resumed with another --channels-last or device) would pair the wrong elements."""
+    fused = device.type == "cuda"
     for optimizer in task.optimizers().values():
         for group in optimizer.param_groups:
             if "fused" in group:
-                group["fused"] = True if device.type == "cuda" else None
+                group["fused"] = True if fused else None
         for weight, state in optimizer.state.items():
             for name, value in state.items():
-                if torch.is_tensor(value) and value.shape == weight.shape \
-                        and value.stride() != weight.stride():
+                if not torch.is_tensor(value):
+                    continue
+                if name == "step" and fused:  # where a fused kernel reads it (as load_state_dict puts it)
+                    state[name] = value.to(weight.device, torch.float32)
+                elif value.shape == weight.shape and value.stride() != weight.stride():
                     state[name] = torch.empty_like(weight).copy_(value)
