@@ -82,8 +82,10 @@ def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
     run = payload["config"]["run"]
     if "keep" not in run:  # runs from before snapshot rotation kept every snapshot: so they go on
         run = {**run, "keep": None}
-    if "fid_samples" not in run:  # runs from before FID and the fast paths: they go on as they were
-        run = {**run, "fid_samples": 0, "precision": "fp32", "channels_last": False}
+    if "fid_samples" not in run:  # runs from before FID measured none: so they go on
+        run = {**run, "fid_samples": 0}
+    if "precision" not in run:  # runs from before the fast paths: fp32, NCHW, wherever resumed
+        run = {**run, "precision": "fp32", "channels_last": False}
     payload = {**payload, "config": {**payload["config"], "run": run}}
     return payload
 
