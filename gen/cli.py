@@ -47,6 +47,12 @@ class Commands(click.Group):
             raise quiet_off_rank_0(click.ClickException(str(error))) from None
 
 
+def require_suffix(path: Path | None, flag: str, *suffixes: str) -> None:
+    """InputError unless an output path (when given) ends in one of `suffixes`."""
+    if path is not None and path.suffix not in suffixes:
+        raise InputError(f"{flag} must end in {' or '.join(suffixes)}, got {path}")
+
+
 def quiet_off_rank_0(error: click.ClickException) -> Exception:
     """Under torchrun every rank meets the same error: rank 0 says it, the others only exit."""
     if int(os.environ.get("RANK", "0")) != 0:
@@ -84,8 +90,7 @@ def data_make(dataset: str, split: str, test_fraction: float, count: int, seed: 
     if out is None:
         suffix = f"_{split}" if dataset == "squares" and split != "all" else ""
         out = Path("data") / f"{dataset}{suffix}.npz"
-    if out.suffix != ".npz":
-        raise InputError(f"--out must end in .npz, got {out}")
+    require_suffix(out, "--out", ".npz")
     made = make_squares(split, test_fraction, seed) if dataset == "squares" else make_shapes(count, seed)
     made.save(out)
     test = int(made.labels["test"].sum()) if "test" in made.labels else 0
@@ -375,8 +380,7 @@ def sample(checkpoint: Path, count: int, out: Path, seed: int, nrow: int, device
     from gen.images import save_grid
     from gen.sampling import sample_images
 
-    if out.suffix not in (".npz", ".png"):
-        raise InputError(f"--out must end in .npz or .png, got {out}")
+    require_suffix(out, "--out", ".npz", ".png")
     images = sample_images(checkpoint, count, seed, device)
     if out.suffix == ".npz":
         save_npz(out, images=images)
@@ -414,10 +418,8 @@ def metrics_coverage(source: Path, dataset: str | None, count: int | None, seed:
 
     if not source.exists():
         raise InputError(f"{source} does not exist")
-    if json_out is not None and json_out.suffix != ".json":
-        raise InputError(f"--json must end in .json, got {json_out}")
-    if heatmap is not None and heatmap.suffix != ".png":
-        raise InputError(f"--heatmap must end in .png, got {heatmap}")
+    require_suffix(json_out, "--json", ".json")
+    require_suffix(heatmap, "--heatmap", ".png")
     images = load_samples(source, count, seed, device)
     dataset = dataset or ("squares" if images.shape[-1] == 1 else "shapes")
     results = evaluate_samples(images, dataset, seed)
@@ -458,8 +460,7 @@ def metrics_fid(source: Path, reference: Path, count: int | None, reference_coun
     from gen.metrics.fidelity import Inception, format_scores, measure
     from gen.sampling import load_samples
 
-    if json_out is not None and json_out.suffix != ".json":
-        raise InputError(f"--json must end in .json, got {json_out}")
+    require_suffix(json_out, "--json", ".json")
     images = load_samples(source, count, seed, device)
     if images.shape[1] != images.shape[2]:
         raise InputError(f"{source}: images are {images.shape[1]} x {images.shape[2]}; "
@@ -522,8 +523,7 @@ def interpolate(checkpoint: Path, out: Path | None, mode: str, keyframes: int, f
              if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if not score and given & {"paths", "endpoints", "json_out"}:
         raise InputError("--paths, --endpoints and --json go with --score")
-    if json_out is not None and json_out.suffix != ".json":
-        raise InputError(f"--json must end in .json, got {json_out}")
+    require_suffix(json_out, "--json", ".json")
     if from_images is not None and given & {"keyframes", "grid_text", "paths", "endpoints"}:
         raise InputError("--from-images makes one path between its two images; "
                          "drop --keyframes, --grid, --paths and --endpoints")
@@ -575,8 +575,7 @@ def toy(task: str, coordconv: bool, split: str | None, data_path: Path | None, e
 
     if split is not None and data_path is not None:
         raise InputError("--split and --data are exclusive: a --data file carries its own split")
-    if json_out is not None and json_out.suffix != ".json":
-        raise InputError(f"--json must end in .json, got {json_out}")
+    require_suffix(json_out, "--json", ".json")
     data = None if data_path is None else NotSoClevr.load(data_path)
     config = ToyConfig(task=task, split=split or "uniform", coordconv=coordconv, epochs=epochs, lr=lr,
                        batch_size=batch_size, seed=seed, device=str(resolve_device(device)))

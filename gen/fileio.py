@@ -82,6 +82,13 @@ def load_torch_data(path: str | os.PathLike, what: str):
         raise InputError(f"{path} is not a readable {what} ({type(error).__name__})") from None
 
 
+def file_identity(path: str | os.PathLike) -> str:
+    """A file's resolved path, size and modification time: what caches of data derived from
+    it are keyed by, so that a changed file is derived again."""
+    stat = os.stat(path)
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def cache_dir(name: str) -> Path:
     """A folder for derived data worth keeping between runs (key indexes, reference
     features): $GEN_CACHE_DIR/<name>, else the user's cache folder, never beside a dataset,

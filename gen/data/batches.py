@@ -17,9 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from gen.configs import DATA_SOURCES, GENERATED_SOURCES, RunConfig
-from gen.data.natural import LSUN, ImageFolder
 from gen.data.notsoclevr import NotSoClevr, make_shapes, make_squares
-from gen.data.prepare import PreparedImages
+from gen.data.prepare import PreparedImages, open_source
 from gen.devices import restore_generator
 from gen.distributed import SINGLE, World
 from gen.errors import InputError
@@ -209,7 +208,7 @@ def run_dataset(run: RunConfig, device: torch.device | str | None = None) -> Run
     if source in ("lsun", "folder"):
         if root is None:
             raise InputError(f"--data {source} needs --root")
-        files = LSUN(root, resolution) if source == "lsun" else ImageFolder(root, resolution)
+        files = open_source(source, root, resolution)
         files.check_readable()
         return RunDataset(source, 3, files=files)
     if source == "prepared":

@@ -18,6 +18,7 @@ import numpy as np
 from gen.data.natural import LSUN, ImageFolder, SkippingDataset, find_lmdb
 from gen.data.prepare import MANIFEST, PreparedImages
 from gen.errors import InputError
+from gen.fileio import file_identity
 from gen.sources import load_image_array
 
 IMAGE_SET_KINDS = ("prepared", "lsun", "folder", "array")
@@ -40,22 +41,14 @@ class ImageSet:
         return np.sort(np.random.default_rng(seed).choice(self.count, n, replace=False))
 
 
-def _stat_identity(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def _decoded(dataset: SkippingDataset) -> Callable[[Sequence[int]], np.ndarray]:
     """uint8 reading of a file source; unreadable records give the next readable one, as in
     training."""
 
     def read(indices: Sequence[int]) -> np.ndarray:
-        images = [dataset[int(index)][0] for index in indices]
         size = dataset.resolution
-        if not images:
-            return np.zeros((0, size, size, 3), np.uint8)
-        stacked = np.stack([image.numpy() for image in images])
-        return np.round((stacked + 1) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+        images = [np.asarray(dataset.first_readable(int(index), dataset.rgb)[0]) for index in indices]
+        return np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
 
     return read
 
@@ -84,19 +77,19 @@ def open_image_set(path: str | os.PathLike, resolution: int, kind: str | None = 
     if kind == "prepared":
         prepared = PreparedImages(path, resolution)
         identity = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()
-        return ImageSet(f"prepared set {path}", f"prepared|{identity}|{_stat_identity(prepared.path)}",
+        return ImageSet(f"prepared set {path}", f"prepared|{identity}|{file_identity(prepared.path)}",
                         len(prepared), resolution,
                         lambda indices: np.asarray(prepared.images[np.asarray(indices)]))
     if kind == "lsun":
         lsun = LSUN(path, resolution)
         lsun.check_readable()
         database = find_lmdb(path) / "data.mdb"
-        return ImageSet(lsun.source(), f"lsun|{_stat_identity(database)}|{resolution}", len(lsun), resolution,
+        return ImageSet(lsun.source(), f"lsun|{file_identity(database)}|{resolution}", len(lsun), resolution,
                         _decoded(lsun))
     if kind == "folder":
         folder = ImageFolder(path, resolution)
         folder.check_readable()
-        files = hashlib.sha256("\n".join(_stat_identity(file) for file in folder.files).encode()).hexdigest()
+        files = hashlib.sha256("\n".join(file_identity(file) for file in folder.files).encode()).hexdigest()
         return ImageSet(folder.source(), f"folder|{path.resolve()}|{files}|{resolution}", len(folder),
                         resolution, _decoded(folder))
     if kind == "array":
@@ -106,7 +99,7 @@ def open_image_set(path: str | os.PathLike, resolution: int, kind: str | None = 
                              f"{resolution} x {resolution}")
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)
-        return ImageSet(f"images of {path}", f"array|{_stat_identity(path)}", len(images), resolution,
+        return ImageSet(f"images of {path}", f"array|{file_identity(path)}", len(images), resolution,
                         lambda indices: images[np.asarray(indices)])
     raise InputError(f"unknown image set kind {kind!r}; choose from {', '.join(IMAGE_SET_KINDS)}")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import lmdb
 import numpy as np
@@ -20,8 +22,10 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from gen.errors import InputError
-from gen.fileio import cached_arrays
+from gen.fileio import cached_arrays, file_identity
 from gen.sources import IMAGE_SUFFIXES
+
+T = TypeVar("T")
 
 
 def crop_transform(resolution: int) -> transforms.Compose:
@@ -76,9 +80,14 @@ class SkippingDataset(Dataset):
         return TO_MODEL_RANGE(self.rgb(index))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.first_readable(index, self.decode)
+
+    def first_readable(self, index: int, read: Callable[[int], T]) -> tuple[T, int]:
+        """`read` of the first readable record from `index` on, wrapping round, and how many
+        records were skipped to reach it."""
         for skipped in range(len(self)):
             try:
-                return self.decode((index + skipped) % len(self)), skipped
+                return read((index + skipped) % len(self)), skipped
             except UNREADABLE:
                 continue
         raise InputError(f"no record of {self.source()} decodes as an image")
@@ -98,7 +107,7 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
-_ENVIRONMENTS: dict[str, tuple[tuple[int, int], lmdb.Environment]] = {}
+_ENVIRONMENTS: dict[str, tuple[str, lmdb.Environment]] = {}
 
 
 def open_lmdb(path: str | os.PathLike) -> lmdb.Environment:
@@ -107,8 +116,7 @@ def open_lmdb(path: str | os.PathLike) -> lmdb.Environment:
     opened it), so every reader of a path shares one opening, renewed when the database
     file changes (size or modification time)."""
     key = str(Path(path).resolve())
-    database = os.stat(os.path.join(key, "data.mdb"))
-    identity = (database.st_size, database.st_mtime_ns)
+    identity = file_identity(os.path.join(key, "data.mdb"))
     opened = _ENVIRONMENTS.get(key)
     if opened is None or opened[0] != identity:
         if opened is not None:
@@ -123,8 +131,7 @@ def lmdb_keys(path: Path) -> list[bytes]:
     path, size and modification time (a changed database gets a new index), else from a
     key-only cursor scan (values stay on disk), cached for the next start as a plain .npz
     (data, no pickle). An unwritable cache only costs the scan."""
-    database = (path / "data.mdb").stat()
-    identity = f"{path.resolve()}|{database.st_size}|{database.st_mtime_ns}"
+    identity = file_identity(path / "data.mdb")
 
     def scan() -> dict[str, np.ndarray]:
         with open_lmdb(path).begin() as txn:

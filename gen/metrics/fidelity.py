@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from gen.data.image_sets import ImageSet
 from gen.errors import InputError
-from gen.fileio import cached_arrays, load_torch_data
+from gen.fileio import cached_arrays, file_identity, load_torch_data
 from gen.metrics.knn import density_coverage
 
 INCEPTION_URL = inception_v3.URL_INCEPTION_V3
@@ -57,8 +57,7 @@ class Inception:
                              f"({str(error).splitlines()[0]})") from None
         self.device = torch.device(device)
         self.network = network.to(self.device)
-        stat = Path(path).stat()
-        self.identity = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        self.identity = file_identity(path)
 
     @torch.no_grad()
     def features(self, batches: Iterable[np.ndarray], total: int, desc: str = "inception") -> np.ndarray:
@@ -107,7 +106,7 @@ def set_features(inception: Inception, images: ImageSet, n: int, seed: int, batc
     identity = f"{images.fingerprint}|n={len(indices)}|seed={seed}|{inception.identity}"
 
     def compute() -> dict[str, np.ndarray]:
-        batches = (images.read(indices[start:start + batch]) for start in range(0, len(indices), batch))
+        batches = (images.read(chunk) for chunk in in_batches(indices, batch))
         return {"features": inception.features(batches, len(indices), desc="reference features")}
 
     return cached_arrays("fid-features", identity, compute)["features"]
