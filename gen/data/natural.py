@@ -107,7 +107,7 @@ def find_lmdb(root: str | os.PathLike, category: str = "bedroom") -> Path:
     raise InputError(f"no LSUN lmdb under {root}: expected {root / f'{category}_train_lmdb'}/data.mdb")
 
 
-_ENVIRONMENTS: dict[str, tuple[str, lmdb.Environment]] = {}
+_ENVIRONMENTS: dict[str, tuple[tuple[int, int], lmdb.Environment]] = {}
 
 
 def open_lmdb(path: str | os.PathLike) -> lmdb.Environment:
@@ -116,7 +116,8 @@ def open_lmdb(path: str | os.PathLike) -> lmdb.Environment:
     opened it), so every reader of a path shares one opening, renewed when the database
     file changes (size or modification time)."""
     key = str(Path(path).resolve())
-    identity = file_identity(os.path.join(key, "data.mdb"))
+    database = os.stat(os.path.join(key, "data.mdb"))  # every record read comes here: one stat
+    identity = (database.st_size, database.st_mtime_ns)
     opened = _ENVIRONMENTS.get(key)
     if opened is None or opened[0] != identity:
         if opened is not None:
