@@ -14,10 +14,10 @@ import argparse
 import time
 
 import torch
+from timing import timing_device
 
 from gen.configs import Preset
 from gen.data import make_squares
-from gen.devices import keep_freed_host_memory
 from gen.gan.config import GANConfig, gan_preset
 from gen.gan.task import GANTask
 
@@ -49,10 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cpu":
-        keep_freed_host_memory()  # as training does
+    device = timing_device(args.device, args.threads)
 
     print(f"{args.steps} steps, batch {args.batch_size}, {args.threads} threads, {device}")
     print("| model | s / step | default steps | projected minutes |")

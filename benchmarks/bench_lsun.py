@@ -36,12 +36,11 @@ import lmdb
 import numpy as np
 import torch
 from PIL import Image
-from timing import alternating_medians
+from timing import alternating_medians, timing_device
 
 from gen.data.batches import LoaderBatches, TensorBatches
 from gen.data.natural import LSUN, open_lmdb
 from gen.data.prepare import PreparedImages, prepare
-from gen.devices import keep_freed_host_memory
 from gen.families import build_task
 from gen.gan.config import DiscriminatorConfig, GANConfig, GeneratorConfig, gan_preset
 from gen.gan.task import GANTask
@@ -211,8 +210,7 @@ def main() -> None:
     if args.open_once:
         open_once(args.open_once, args.db)
         return
-    torch.set_num_threads(args.threads)
-    keep_freed_host_memory()
+    timing_device("cpu", args.threads)
     build_lmdb(args.db, args.records)
     print(f"{args.records} records, {args.threads} threads, {args.workers} workers")
     parts = set(args.parts.split(","))

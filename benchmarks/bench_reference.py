@@ -27,14 +27,13 @@ from torch.utils.data import Dataset
 
 from gen.data import make_squares
 from gen.data.batches import LoaderBatches, TensorBatches
-from gen.devices import keep_freed_host_memory
 from gen.gan.config import gan_preset
 from gen.gan.task import GANTask
 from gen.images import to_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed_reference  # noqa: E402
-from timing import alternating_medians  # noqa: E402
+from timing import alternating_medians, timing_device  # noqa: E402
 
 
 def reference_step(device: torch.device, width: int) -> Callable[[], None]:
@@ -117,10 +116,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cpu":
-        keep_freed_host_memory()
+    device = timing_device(args.device, args.threads)
     print(f"{args.repeats} x {args.steps} steps, width {args.width}, batch 64, {args.threads} threads, "
           f"{device}")
     reference = "pytorch/examples dcgan loop"

@@ -9,6 +9,18 @@ from collections.abc import Callable
 import torch
 
 
+def timing_device(name: str, threads: int) -> torch.device:
+    """The device to time on, with the CPU set up as `gen train` runs it: `threads` threads
+    and freed host memory kept for reuse."""
+    torch.set_num_threads(threads)
+    device = torch.device(name)
+    if device.type == "cpu":
+        from gen.devices import keep_freed_host_memory
+
+        keep_freed_host_memory()
+    return device
+
+
 def alternating_medians(steps: dict[str, Callable[[], object]], count: int, repeats: int,
                         device: torch.device | None = None, warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each candidate: after `warmup` calls each, `repeats`
