@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +103,18 @@ def test_reference_benchmark_smoke():
     for row in ("pytorch/examples dcgan loop", "gen, same work", "gen DCGAN, CoordConv in every layer",
                 "squares through a DataLoader (2 workers)"):
         assert f"| {row} |" in out, out
+
+
+def test_reproduce_smoke(tmp_path):
+    """Two seeds of a 2-step run: the table has the row's command, both seeds and mean [min-max] cells."""
+    out = run_benchmark("reproduce.py", "--rows", "gan-squares-conv", "--seeds", "0,1", "--steps", "2",
+                        "--paths", "2", "--threads", "1", "--reference-steps", "1",
+                        "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "runs.json"))
+    row = next(line for line in out.splitlines() if line.startswith("| `gen train gan` |"))
+    assert "| 0,1 |" in row and row.count("[") >= 3, out
+    records = json.loads((tmp_path / "runs.json").read_text())["runs"]
+    assert [record["seed"] for record in records] == [0, 1]
+    assert all(record["metrics"]["step"] == 2 for record in records)
 
 
 def test_scaling_benchmark_smoke():
