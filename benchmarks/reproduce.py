@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS = {
     "gan-squares-coordconv": ["train", "gan", "--coordconv"],
     "gan-squares-conv": ["train", "gan"],
-    # the conv GAN for the CoordConv default's wall time: its steps are about 3.5x as fast
+    # the conv GAN at about the CoordConv default's wall time: its steps are 3-3.5x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
@@ -51,6 +51,16 @@ COLUMNS = [
     ("recon. within 1 px", ("metrics", "reconstruction_within_1px")),
     ("paths: move", ("score", "move_fraction")),
     ("paths: fade", ("score", "fade_fraction")),
+]
+# The README's interpolation table: every number of the move-vs-fade score.
+SCORE_COLUMNS = [
+    ("valid frames", ("score", "valid_fraction")),
+    ("paths: move", ("score", "move_fraction")),
+    ("paths: fade", ("score", "fade_fraction")),
+    ("paths: teleport", ("score", "teleport_fraction")),
+    ("vanishes / path", ("score", "vanishes_per_path")),
+    ("doubles / path", ("score", "doubles_per_path")),
+    ("median max step", ("score", "max_step_median")),
 ]
 
 
@@ -107,20 +117,22 @@ def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
-def table(records: list[dict], scale: float) -> str:
-    """The markdown table: a row per command, each number as mean [min-max] over seeds."""
+def table(records: list[dict], columns: list[tuple[str, tuple[str, ...]]], scale: float | None) -> str:
+    """The markdown table: a row per command, each number as mean [min-max] over seeds; the
+    columns some record has, then wall minutes (raw and scaled) unless `scale` is None."""
     names = list(dict.fromkeys(record["row"] for record in records))
-    shown = [(title, path) for title, path in COLUMNS
+    shown = [(title, path) for title, path in columns
              if any(lookup(record, path) is not None for record in records)]
-    lines = ["| command | seeds | " + " | ".join(title for title, _ in shown) + " | wall min | scaled min |",
-             "|---|---|" + "---:|" * (len(shown) + 2)]
+    titles = [title for title, _ in shown] + ([] if scale is None else ["wall min", "scaled min"])
+    lines = ["| command | seeds | " + " | ".join(titles) + " |", "|---|---|" + "---:|" * len(titles)]
     for name in names:
         rows = [record for record in records if record["row"] == name]
         cells = [spread([v for v in (lookup(r, path) for r in rows) if v is not None]) for _, path in shown]
-        walls = [r["wall_s"] / 60 for r in rows]
+        if scale is not None:
+            walls = [r["wall_s"] / 60 for r in rows]
+            cells += [spread(walls), spread([w * scale for w in walls])]
         seeds = ",".join(str(r["seed"]) for r in rows)
-        lines.append(f"| `{rows[0]['command']}` | {seeds} | " + " | ".join(cells)
-                     + f" | {spread(walls)} | {spread([w * scale for w in walls])} |")
+        lines.append(f"| `{rows[0]['command']}` | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -156,7 +168,10 @@ def main() -> None:
           f"{after:.3f} s after: scaled wall = wall x {REFERENCE_SECONDS} / {reading:.3f} "
           f"= wall x {scale:.3f}"
           + (f"; --steps {args.steps} (smoke run, not the defaults)" if args.steps else ""))
-    print(table(records, scale))
+    print(table(records, COLUMNS, scale))
+    if any(record["score"] for record in records):
+        print("\nInterpolation paths (the move-vs-fade score of each run):")
+        print(table(records, SCORE_COLUMNS, None))
     if args.json is not None:
         save_json(args.json, {"threads": args.threads, "speed_reference_s": [before, after],
                               "steps_override": args.steps, "runs": records})

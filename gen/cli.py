@@ -236,6 +236,7 @@ RUN_FIELDS = {field.name for field in dataclasses.fields(RunConfig)}
 def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
     """Start a run of the preset, or resume one, from parsed options; print where it went."""
     from gen import runs
+    from gen.distributed import leave_world
 
     context = click.get_current_context()
     if options["resume"] is not None:
@@ -261,7 +262,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
         prepared = runs.prepare_start(run, preset.model, run_dir)
         if prepared.task.world.is_main:
             click.echo(f"run directory: {run_dir}")
-    outcome = prepared.train()
+    try:
+        outcome = prepared.train()
+    finally:
+        leave_world()
     if not prepared.task.world.is_main:
         return
     if outcome.stopped_by is not None:

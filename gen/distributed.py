@@ -162,3 +162,11 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return World(dist.get_rank(), dist.get_world_size()), device
+
+
+def leave_world() -> None:
+    """Leave the process group init_world joined (NCCL frees its communicators only so)."""
+    global _HOST_GROUP
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _HOST_GROUP = None

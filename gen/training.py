@@ -40,33 +40,38 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
+    """The global generators' states. CUDA's only once CUDA is in use, so that a CPU run on
+    a GPU host starts no CUDA context."""
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore rng_state(); a run resumed on fewer GPUs than it saved restores those it has."""
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 class ScalarLog:
-    """Sums step scalars on the device; the host reads them only when logging."""
+    """Sums step scalars on the device; the host reads them only when logging. Each is the
+    mean over the steps that reported it (the R1 penalty comes every `r1_every` steps)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, scalars: dict[str, torch.Tensor]) -> None:
         for key, value in scalars.items():
             self.sums[key] = self.sums[key] + value if key in self.sums else value.detach().clone()
-        self.count += 1
+            self.counts[key] = self.counts.get(key, 0) + 1
 
     def flush(self) -> dict[str, float]:
-        means = {key: value.item() / self.count for key, value in self.sums.items()}
-        self.sums, self.count = {}, 0
+        means = {key: value.item() / self.counts[key] for key, value in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return means
 
 
@@ -211,13 +216,8 @@ def train(
                     progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
                 if writer is not None and (step % run.image_every == 0 or step == run.steps):
                     write_images(writer, task, fixed, step)
-                if evaluate is not None and (step % run.eval_every == 0 or step == run.steps):  # rank 0 only
-                    metrics = evaluate(task)
-                    for key, value in flatten_metrics(metrics).items():
-                        writer.add_scalar(f"metrics/{key}", value, step)
-                    with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
-                        save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
-                        save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
+                if step % run.eval_every == 0 or step == run.steps:
+                    evaluate_agreed(task, evaluate, writer, run_dir, step, last_saved)
                 if step % run.ckpt_every == 0 or step == run.steps or stopping:
                     check_finite_weights(task, step, last_saved)
                     checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
@@ -238,6 +238,26 @@ def train(
                 save_grid(run_dir / "samples.png", final)
     stopped_by = (stop.received or "a signal to another rank") if stopping else None
     return Outcome(run_dir / CHECKPOINT_NAME, step, stopped_by)
+
+
+def evaluate_agreed(task: Task, evaluate: Callable[[Task], dict] | None, writer, run_dir: Path, step: int,
+                    last_saved: int | None) -> None:
+    """Rank 0 measures the task (when it has an `evaluate`) and writes the metrics while the
+    other ranks wait in a host-side collective, not in the next step's gradient all-reduce
+    (NCCL's watchdog would end the job during a long FID); a failure there stops every rank."""
+    failure = None
+    if evaluate is not None:
+        try:
+            metrics = evaluate(task)
+            for key, value in flatten_metrics(metrics).items():
+                writer.add_scalar(f"metrics/{key}", value, step)
+            with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
+                save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
+                save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
+        except Exception as error:  # re-raised below with its traceback, once every rank knows
+            failure = error
+    if task.world.any(failure is not None):
+        raise failure or RunStopped(f"rank 0's step {step} evaluation failed; {kept_state(last_saved)}")
 
 
 def save_agreed(checkpoint: Checkpoint, run_dir: Path, keep: int | None, world: World) -> None:

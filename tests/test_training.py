@@ -28,7 +28,7 @@ from gen.gan.config import (
     resolve_placement,
 )
 from gen.sampling import sample_images
-from gen.training import lr_scale
+from gen.training import ScalarLog, lr_scale
 
 
 def colour_image(colour, size=(80, 60)) -> Image.Image:
@@ -181,6 +181,28 @@ def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path, tiny_run, tiny
     groups = load_checkpoint(checkpoint).task["optimizers"]["generator"]["param_groups"]
     assert groups[0]["initial_lr"] == tiny_gan.g_lr  # kept, so a resumed run scales the same base
     assert groups[0]["lr"] == pytest.approx(tiny_gan.g_lr / 2)  # step 4 of 4, ramp over 2 steps
+
+
+def test_scalar_log_means_each_scalar_over_the_steps_that_reported_it():
+    log = ScalarLog()
+    log.add({"loss": torch.tensor(1.0), "r1": torch.tensor(4.0)})
+    for loss in (2.0, 3.0, 6.0):
+        log.add({"loss": torch.tensor(loss)})
+    assert log.flush() == {"loss": 3.0, "r1": 4.0}  # r1 came once in 4 steps: its value, not a quarter
+    log.add({"loss": torch.tensor(5.0)})
+    assert log.flush() == {"loss": 5.0}
+
+
+def test_a_failed_evaluation_raises_its_error_and_keeps_the_last_checkpoint(tmp_path, tiny_run, tiny_gan):
+    prepared = runs.prepare_start(tiny_run(steps=4, eval_every=3), tiny_gan, tmp_path / "a")
+
+    def evaluate(task):
+        raise ValueError("metrics broke")
+
+    with pytest.raises(ValueError, match="metrics broke"):
+        replace(prepared, evaluate=evaluate).train()
+    assert load_checkpoint(tmp_path / "a").step == 2  # saved at step 2; the evaluation at step 3 failed
+    assert not list((tmp_path / "a").glob("metrics*.json"))
 
 
 def test_same_seed_same_run(tmp_path, tiny_run, tiny_gan):

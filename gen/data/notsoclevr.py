@@ -204,12 +204,15 @@ def _render_shapes_chunk(centres: torch.Tensor, kinds: torch.Tensor, canvas: int
 
 
 def make_shapes(n: int = 50_000, seed: int = 0, device: torch.device | str | None = None) -> NotSoClevr:
-    """The two-object RGB variant: a red and a blue square-or-circle, >= 20 px apart."""
+    """The two-object RGB variant: a red and a blue square-or-circle, >= 20 px apart.
+
+    Centres and kinds are drawn on the CPU whatever the device (CUDA's generator draws other
+    numbers), so a seed names the same set everywhere; the images are rendered on `device`."""
     if n < 1:
         raise InputError(f"shapes count must be positive, got {n}")
-    generator = torch.Generator(device=device).manual_seed(seed)
-    centres = _draw_shape_centres(n, generator, device)
-    kinds = torch.randint(0, 2, (n, 2), generator=generator, device=device)
+    generator = torch.Generator().manual_seed(seed)
+    centres = _draw_shape_centres(n, generator, "cpu").to(device)
+    kinds = torch.randint(0, 2, (n, 2), generator=generator).to(device)
     return NotSoClevr(
         "shapes",
         render_shapes(centres, kinds),

@@ -42,7 +42,7 @@ MIN_IMAGES = 10  # below this the k-NN radii and covariances say nothing
 
 class Inception:
     """Inception-v3 pool features of uint8 images, on a device; `identity` names the weights
-    (for caches)."""
+    and the device type (for caches: GPU convolutions round differently from the CPU's)."""
 
     def __init__(self, weights: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> None:
         path = weights_path(weights)
@@ -57,7 +57,7 @@ class Inception:
                              f"({str(error).splitlines()[0]})") from None
         self.device = torch.device(device)
         self.network = network.to(self.device)
-        self.identity = file_identity(path)
+        self.identity = f"{file_identity(path)}|{self.device.type}"
 
     @torch.no_grad()
     def features(self, batches: Iterable[np.ndarray], total: int, desc: str = "inception") -> np.ndarray:
