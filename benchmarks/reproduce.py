@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS = {
     "gan-squares-coordconv": ["train", "gan", "--coordconv"],
     "gan-squares-conv": ["train", "gan"],
-    # the conv GAN at about the CoordConv default's wall time: its steps are 3-3.5x as fast on these CPUs
+    # the conv GAN at about the CoordConv default's wall time: its steps are about 3x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],

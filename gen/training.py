@@ -216,14 +216,15 @@ def train(
                     progress.set_postfix({key.split("/")[-1]: value for key, value in shown.items()})
                 if writer is not None and (step % run.image_every == 0 or step == run.steps):
                     write_images(writer, task, fixed, step)
-                if step % run.eval_every == 0 or step == run.steps:
-                    evaluate_agreed(task, evaluate, writer, run_dir, step, last_saved)
                 if step % run.ckpt_every == 0 or step == run.steps or stopping:
                     check_finite_weights(task, step, last_saved)
                     checkpoint = Checkpoint(kind, run, task.config, step, task.state_dict(), rng_state(),
                                             batches.state_dict())
                     save_agreed(checkpoint, run_dir, run.keep, world)
                     last_saved = step
+                # after the save, so that a failed evaluation loses no steps
+                if step % run.eval_every == 0 or step == run.steps:
+                    evaluate_agreed(task, evaluate, writer, run_dir, step, last_saved)
                 if stopping:
                     break
         finally:  # also when a stop raises: the logged values that explain it reach the disk
@@ -243,10 +244,11 @@ def train(
 def evaluate_agreed(task: Task, evaluate: Callable[[Task], dict] | None, writer, run_dir: Path, step: int,
                     last_saved: int | None) -> None:
     """Rank 0 measures the task (when it has an `evaluate`) and writes the metrics while the
-    other ranks wait in a host-side collective, not in the next step's gradient all-reduce
-    (NCCL's watchdog would end the job during a long FID); a failure there stops every rank."""
+    other ranks wait in a host-side (gloo) collective, not in the next step's gradient
+    all-reduce, where NCCL's watchdog would end the job during a long FID (gloo's own limit
+    is 30 minutes); a failure there stops every rank."""
     failure = None
-    if evaluate is not None:
+    if task.world.is_main and evaluate is not None:
         try:
             metrics = evaluate(task)
             for key, value in flatten_metrics(metrics).items():

@@ -66,6 +66,21 @@ def test_an_indivisible_batch_is_bad_input_on_every_rank(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_failed_evaluation_on_rank_0_stops_every_rank(tmp_path):
+    """Rank 0 cannot write the step-2 metrics (a directory stands where metrics.json goes):
+    the job stops with the one-line error (rank 1 learns it at the evaluation's agreement
+    rather than in the next step's all-reduce), and the step-2 checkpoint, saved before the
+    evaluation, is kept."""
+    run_dir = tmp_path / "run"
+    (run_dir / "metrics.json").mkdir(parents=True)
+    result = gen_run(*TINY, "--steps", "4", "--eval-every", "2", "--ckpt-every", "2", "--out", str(run_dir),
+                     processes=2)
+    assert result.returncode != 0
+    assert "could not write the step 2 metrics" in result.stderr
+    assert "Connection closed" not in result.stderr  # no rank was left in a collective rank 0 had quit
+    assert load_checkpoint(run_dir).step == 2
+
+
 def test_ranks_draw_disjoint_slices_of_the_global_batch():
     images = torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1)
     whole = [next(TensorBatches(images, 6, seed=3)) for _ in range(1)][0]

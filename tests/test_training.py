@@ -193,15 +193,15 @@ def test_scalar_log_means_each_scalar_over_the_steps_that_reported_it():
     assert log.flush() == {"loss": 5.0}
 
 
-def test_a_failed_evaluation_raises_its_error_and_keeps_the_last_checkpoint(tmp_path, tiny_run, tiny_gan):
-    prepared = runs.prepare_start(tiny_run(steps=4, eval_every=3), tiny_gan, tmp_path / "a")
+def test_a_failed_evaluation_raises_its_error_after_its_step_is_saved(tmp_path, tiny_run, tiny_gan):
+    prepared = runs.prepare_start(tiny_run(steps=4, eval_every=2), tiny_gan, tmp_path / "a")
 
     def evaluate(task):
         raise ValueError("metrics broke")
 
     with pytest.raises(ValueError, match="metrics broke"):
         replace(prepared, evaluate=evaluate).train()
-    assert load_checkpoint(tmp_path / "a").step == 2  # saved at step 2; the evaluation at step 3 failed
+    assert load_checkpoint(tmp_path / "a").step == 2  # the step evaluated is saved first
     assert not list((tmp_path / "a").glob("metrics*.json"))
 
 
