@@ -241,37 +241,45 @@ def train(
     return Outcome(run_dir / CHECKPOINT_NAME, step, stopped_by)
 
 
+def on_rank_0_agreed(world: World, action: Callable[[], None], caught: type[Exception],
+                     elsewhere: str) -> None:
+    """Run `action` on rank 0 while the other ranks wait in a host-side (gloo) collective; a
+    `caught` error there stops every rank: rank 0 re-raises it with its traceback, the others
+    raise RunStopped(`elsewhere`)."""
+    failure = None
+    if world.is_main:
+        try:
+            action()
+        except caught as error:
+            failure = error
+    if world.any(failure is not None):
+        raise failure or RunStopped(elsewhere)
+
+
 def evaluate_agreed(task: Task, evaluate: Callable[[Task], dict] | None, writer, run_dir: Path, step: int,
                     last_saved: int | None) -> None:
-    """Rank 0 measures the task (when it has an `evaluate`) and writes the metrics while the
-    other ranks wait in a host-side (gloo) collective, not in the next step's gradient
-    all-reduce, where NCCL's watchdog would end the job during a long FID (gloo's own limit
-    is 30 minutes); a failure there stops every rank."""
-    failure = None
-    if task.world.is_main and evaluate is not None:
-        try:
-            metrics = evaluate(task)
-            for key, value in flatten_metrics(metrics).items():
-                writer.add_scalar(f"metrics/{key}", value, step)
-            with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
-                save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
-                save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
-        except Exception as error:  # re-raised below with its traceback, once every rank knows
-            failure = error
-    if task.world.any(failure is not None):
-        raise failure or RunStopped(f"rank 0's step {step} evaluation failed; {kept_state(last_saved)}")
+    """Rank 0 measures the task (when it has an `evaluate`) and writes the metrics; the other
+    ranks wait on the host, not in the next step's gradient all-reduce, where NCCL's watchdog
+    would end the job during a long FID (gloo's own limit is 30 minutes)."""
+
+    def measure() -> None:
+        if evaluate is None:
+            return
+        metrics = evaluate(task)
+        for key, value in flatten_metrics(metrics).items():
+            writer.add_scalar(f"metrics/{key}", value, step)
+        with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
+            save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
+            save_metrics(run_dir / "metrics.json", {"step": step, **metrics})
+
+    on_rank_0_agreed(task.world, measure, Exception,
+                     f"rank 0's step {step} evaluation failed; {kept_state(last_saved)}")
 
 
 def save_agreed(checkpoint: Checkpoint, run_dir: Path, keep: int | None, world: World) -> None:
     """Rank 0 saves; every rank learns whether it could, so a failed save stops them all."""
-    failure = None
-    if world.is_main:
-        try:
-            save_checkpoint(checkpoint, run_dir, keep)
-        except RunStopped as error:
-            failure = error
-    if world.any(failure is not None):
-        raise failure or RunStopped(f"rank 0 could not write the step {checkpoint.step} checkpoint")
+    on_rank_0_agreed(world, lambda: save_checkpoint(checkpoint, run_dir, keep), RunStopped,
+                     f"rank 0 could not write the step {checkpoint.step} checkpoint")
 
 
 def batches_counters(batches) -> dict[str, float]:

@@ -168,8 +168,10 @@ def make_squares(
     )
 
 
-def _draw_shape_centres(n: int, generator: torch.Generator, device) -> torch.Tensor:
-    """n x 2 x 2 centres, redrawn where the two objects are closer than the minimum."""
+def _draw_shape_centres(n: int, generator: torch.Generator) -> torch.Tensor:
+    """n x 2 x 2 centres on the generator's device, redrawn where the two objects are closer
+    than the minimum."""
+    device = generator.device
     centres = torch.empty(n, 2, 2, dtype=torch.long, device=device)
     todo = torch.arange(n, device=device)
     while len(todo):
@@ -211,7 +213,7 @@ def make_shapes(n: int = 50_000, seed: int = 0, device: torch.device | str | Non
     if n < 1:
         raise InputError(f"shapes count must be positive, got {n}")
     generator = torch.Generator().manual_seed(seed)
-    centres = _draw_shape_centres(n, generator, "cpu").to(device)
+    centres = _draw_shape_centres(n, generator).to(device)
     kinds = torch.randint(0, 2, (n, 2), generator=generator).to(device)
     return NotSoClevr(
         "shapes",
