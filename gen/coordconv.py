@@ -44,7 +44,8 @@ class AddCoords(nn.Module):
     """Concatenate coordinate channels to a rank-1, 2 or 3 feature map.
 
     Grids are cached per (shape, device, dtype): they are constants, and rebuilding them
-    every step would cost a kernel launch per layer on GPU.
+    every step would cost a kernel launch per layer on GPU. They are built outside inference
+    mode, so a grid first made while sampling can still be saved for a training backward.
     """
 
     def __init__(self, rank: int = 2, with_r: bool = False) -> None:
@@ -62,7 +63,8 @@ class AddCoords(nn.Module):
     def grid(self, spatial_shape: tuple[int, ...], device, dtype) -> torch.Tensor:
         key = (spatial_shape, device, dtype)
         if key not in self._cache:
-            self._cache[key] = coordinate_grid(spatial_shape, self.with_r, device, dtype)
+            with torch.inference_mode(False):
+                self._cache[key] = coordinate_grid(spatial_shape, self.with_r, device, dtype)
         return self._cache[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -124,7 +126,9 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
                 position = self._conv_forward(coords, coord_weight, None)
             if rank == 2 and x.is_contiguous(memory_format=torch.channels_last):
                 position = position.contiguous(memory_format=torch.channels_last)
-            return data + position
+            # In place: a fresh output the size of the batch's would cost more than the add
+            # itself; the convolution's backward does not need its output.
+            return data.add_(position)
 
         def _transposed(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                         output_padding: list[int]) -> torch.Tensor:

@@ -194,3 +194,28 @@ def test_channels_last_input_gives_channels_last_output():
     out = layer(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(out, concatenating_forward(layer, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("coord_cls", [CoordConv2d, CoordConvTranspose2d])
+def test_double_backward_equals_concatenating_coordinates(coord_cls):
+    """R1 differentiates the input gradient's norm again: the in-place position add must
+    give the textbook layer's second-order gradients too."""
+    torch.manual_seed(0)
+    layer = coord_cls(2, 4, 3, stride=2, padding=1).double()
+    x = torch.randn(3, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+
+    def r1_gradients(forward):
+        (input_grad,) = torch.autograd.grad(torch.tanh(forward(x)).sum(), x, create_graph=True)
+        return torch.autograd.grad(input_grad.square().sum(), [layer.weight, layer.bias])
+
+    expected_gradients = r1_gradients(lambda inp: concatenating_forward(layer, inp))
+    for grad, expected in zip(r1_gradients(layer), expected_gradients):
+        assert torch.allclose(grad, expected, atol=1e-8)
+
+
+def test_inference_mode_gives_the_training_output():
+    layer = CoordConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        inferred = layer(x)
+    assert torch.equal(inferred, layer(x))
