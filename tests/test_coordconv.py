@@ -141,12 +141,6 @@ def test_uses_coords_placements():
         uses_coords("last", 0)
 
 
-def concatenating_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The textbook CoordConv: the base torch layer applied to [x, coordinates]."""
-    base = type(layer).__mro__[1]
-    return base.forward(layer, layer.add_coords(x))
-
-
 @pytest.mark.parametrize("with_r", [False, True])
 @pytest.mark.parametrize(
     "coord_cls, shape, kwargs",
@@ -173,7 +167,7 @@ def test_position_bias_form_equals_concatenating_coordinates(coord_cls, shape, k
         return out, grads
 
     out, grads = outputs_and_gradients(layer)
-    expected_out, expected_grads = outputs_and_gradients(lambda inp: concatenating_forward(layer, inp))
+    expected_out, expected_grads = outputs_and_gradients(layer.concatenating_forward)
     assert torch.allclose(out, expected_out, atol=1e-5)
     for grad, expected in zip(grads, expected_grads):
         assert torch.allclose(grad, expected, atol=1e-5)
@@ -193,7 +187,7 @@ def test_channels_last_input_gives_channels_last_output():
     x = torch.randn(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
     out = layer(x)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(out, concatenating_forward(layer, x), atol=1e-5)
+    assert torch.allclose(out, layer.concatenating_forward(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("coord_cls", [CoordConv2d, CoordConvTranspose2d])
@@ -208,7 +202,7 @@ def test_double_backward_equals_concatenating_coordinates(coord_cls):
         (input_grad,) = torch.autograd.grad(torch.tanh(forward(x)).sum(), x, create_graph=True)
         return torch.autograd.grad(input_grad.square().sum(), [layer.weight, layer.bias])
 
-    expected_gradients = r1_gradients(lambda inp: concatenating_forward(layer, inp))
+    expected_gradients = r1_gradients(layer.concatenating_forward)
     for grad, expected in zip(r1_gradients(layer), expected_gradients):
         assert torch.allclose(grad, expected, atol=1e-8)
 
@@ -219,3 +213,14 @@ def test_inference_mode_gives_the_training_output():
     with torch.inference_mode():
         inferred = layer(x)
     assert torch.equal(inferred, layer(x))
+
+
+def test_off_the_cpu_the_layer_concatenates(monkeypatch):
+    layer = CoordConvTranspose2d(2, 3, 4, stride=2, padding=1).to("meta")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the position-bias form ran off the CPU")
+
+    monkeypatch.setattr(layer, "position_bias_forward", refuse)
+    out = layer(torch.empty(2, 2, 5, 5, device="meta"), output_size=[11, 11])
+    assert out.shape == (2, 3, 11, 11) and out.device.type == "meta"
