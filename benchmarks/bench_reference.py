@@ -11,7 +11,7 @@ the data path: side by side in one process, alternating, medians.
    does) and from a DataLoader over the same set.
 
 Usage: python benchmarks/bench_reference.py [--steps 10] [--repeats 3] [--threads 2]
-       [--width 64] [--device cpu]
+       [--width 64] [--device cpu] [--parts reference,coordconv,data]
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ def data_path_steps(device: torch.device) -> dict[str, Callable[[], None]]:
             for name, batches in sources.items()}
 
 
+PARTS = ("reference", "coordconv", "data")
+
+
 def table(title: str, seconds: dict[str, float], base: str, throughput: bool) -> None:
     """Seconds per step and each row's throughput (or time) relative to the `base` row."""
     print(f"\n| {title} | s / step | {'throughput' if throughput else 'time'} x {base} |\n|---|---:|---:|")
@@ -115,22 +118,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"Comma-separated tables to measure, from {', '.join(PARTS)}.")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     device = timing_device(args.device, args.threads)
     print(f"{args.repeats} x {args.steps} steps, width {args.width}, batch 64, {args.threads} threads, "
           f"{device}")
-    reference = "pytorch/examples dcgan loop"
-    seconds = alternating_medians({reference: reference_step(device, args.width),
-                       "gen, same work": gen_step(device, args.width, same_work=True),
-                       "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False)},
-                      args.steps, args.repeats, device)
-    table("DCGAN-64 step", seconds, reference, throughput=True)
-    seconds = alternating_medians({"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
-                       "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True)},
-                      args.steps, args.repeats, device)
-    table("CoordConv per model", seconds, "gen DCGAN, conv", throughput=False)
-    seconds = alternating_medians(data_path_steps(device), args.steps, args.repeats, device)
-    table("data path (width 16)", seconds, next(iter(seconds)), throughput=True)
+    if "reference" in parts:
+        reference = "pytorch/examples dcgan loop"
+        steps = {reference: reference_step(device, args.width),
+                 "gen, same work": gen_step(device, args.width, same_work=True),
+                 "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False)}
+        seconds = alternating_medians(steps, args.steps, args.repeats, device)
+        table("DCGAN-64 step", seconds, reference, throughput=True)
+    if "coordconv" in parts:
+        steps = {"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
+                 "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True)}
+        seconds = alternating_medians(steps, args.steps, args.repeats, device)
+        table("CoordConv per model", seconds, "gen DCGAN, conv", throughput=False)
+    if "data" in parts:
+        seconds = alternating_medians(data_path_steps(device), args.steps, args.repeats, device)
+        table("data path (width 16)", seconds, next(iter(seconds)), throughput=True)
 
 
 if __name__ == "__main__":

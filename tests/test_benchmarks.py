@@ -110,6 +110,9 @@ def test_reference_benchmark_smoke():
     for row in ("pytorch/examples dcgan loop", "gen, same work", "gen DCGAN, CoordConv in every layer",
                 "squares through a DataLoader (2 workers)"):
         assert f"| {row} |" in out, out
+    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--width", "4",
+                        "--threads", "1", "--parts", "coordconv")
+    assert "| gen DCGAN, CoordConv in every layer |" in out and "pytorch/examples" not in out, out
 
 
 def test_reproduce_smoke(tmp_path):
