@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"Comma-separated tables to measure, from {', '.join(PARTS)}.")
     args = parser.parse_args()
-    parts = args.parts.split(",")
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     if unknown := set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     device = timing_device(args.device, args.threads)

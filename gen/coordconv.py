@@ -75,12 +75,12 @@ class AddCoords(nn.Module):
         spatial_shape = tuple(x.shape[2:])
         coords = self.grid(spatial_shape, x.device, x.dtype)
         coords = coords.unsqueeze(0).expand(x.shape[0], *coords.shape)
-        out = torch.cat([x, coords], dim=1)
         if self.rank == 2 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last
-        ):
-            out = out.contiguous(memory_format=torch.channels_last)
-        return out
+        ):  # concatenated along the channels of NHWC views: channels_last in one copy
+            nhwc = torch.cat([x.permute(0, 2, 3, 1), coords.permute(0, 2, 3, 1)], dim=3)
+            return nhwc.permute(0, 3, 1, 2)
+        return torch.cat([x, coords], dim=1)
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, with_r={self.with_r}"

@@ -99,9 +99,10 @@ def test_lsun_benchmark_opening_smoke(tmp_path):
 
 
 def test_coordconv_benchmark_smoke():
-    out = run_benchmark("bench_coordconv.py", "--repeats", "1", "--batch", "2")
-    for row in ("conv 64->128 k4s2 @32 x2", "deconv 128->64 k4s2 @16 x2", "conv 256->256 k3s1 @16 x2"):
-        assert f"| {row} |" in out, out
+    for fast_paths in ([], ["--bf16", "--channels-last"]):
+        out = run_benchmark("bench_coordconv.py", "--repeats", "1", "--batch", "2", *fast_paths)
+        for row in ("conv 64->128 k4s2 @32 x2", "deconv 128->64 k4s2 @16 x2", "conv 256->256 k3s1 @16 x2"):
+            assert f"| {row} |" in out, out
 
 
 def test_reference_benchmark_smoke():

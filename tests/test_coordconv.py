@@ -65,9 +65,13 @@ def test_grid_follows_dtype_and_is_cached():
 
 
 def test_channels_last_is_preserved():
-    x = torch.randn(2, 3, 5, 7).to(memory_format=torch.channels_last)
-    out = AddCoords(rank=2)(x)
+    x = torch.randn(2, 3, 5, 7, requires_grad=True)
+    add_coords = AddCoords(rank=2, with_r=True)
+    out = add_coords(x.to(memory_format=torch.channels_last))
     assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, add_coords(x))
+    (grad,) = torch.autograd.grad(out[:, :3].sum() + out[:, 3:].sum(), x)
+    assert torch.equal(grad, torch.ones_like(x))
 
 
 @pytest.mark.parametrize(
@@ -141,20 +145,20 @@ def test_uses_coords_placements():
         uses_coords("last", 0)
 
 
+LAYER_CASES = [  # (class, input shape, keyword arguments): every rank, stride, padding, dilation
+    (CoordConv1d, (3, 2, 11), {"stride": 2, "padding": 1}),
+    (CoordConv1d, (3, 2, 11), {"dilation": 2, "padding": 2, "padding_mode": "reflect"}),
+    (CoordConv2d, (3, 2, 9, 7), {"stride": 2, "padding": 1}),
+    (CoordConv2d, (3, 2, 9, 7), {"dilation": 2, "padding": 3}),
+    (CoordConv2d, (3, 2, 9, 7), {"padding": 1, "padding_mode": "circular"}),
+    (CoordConv3d, (2, 2, 5, 6, 7), {"stride": (1, 2, 2), "padding": 1}),
+    (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 2, "padding": 1}),
+    (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 3, "padding": 2, "dilation": 2, "output_padding": 1}),
+]
+
+
 @pytest.mark.parametrize("with_r", [False, True])
-@pytest.mark.parametrize(
-    "coord_cls, shape, kwargs",
-    [
-        (CoordConv1d, (3, 2, 11), {"stride": 2, "padding": 1}),
-        (CoordConv1d, (3, 2, 11), {"dilation": 2, "padding": 2, "padding_mode": "reflect"}),
-        (CoordConv2d, (3, 2, 9, 7), {"stride": 2, "padding": 1}),
-        (CoordConv2d, (3, 2, 9, 7), {"dilation": 2, "padding": 3}),
-        (CoordConv2d, (3, 2, 9, 7), {"padding": 1, "padding_mode": "circular"}),
-        (CoordConv3d, (2, 2, 5, 6, 7), {"stride": (1, 2, 2), "padding": 1}),
-        (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 2, "padding": 1}),
-        (CoordConvTranspose2d, (3, 2, 5, 6), {"stride": 3, "padding": 2, "dilation": 2, "output_padding": 1}),
-    ],
-)
+@pytest.mark.parametrize("coord_cls, shape, kwargs", LAYER_CASES)
 def test_position_bias_form_equals_concatenating_coordinates(coord_cls, shape, kwargs, with_r):
     torch.manual_seed(0)
     layer = coord_cls(2, 4, 3, with_r=with_r, **kwargs).double()
@@ -190,13 +194,14 @@ def test_channels_last_input_gives_channels_last_output():
     assert torch.allclose(out, layer.concatenating_forward(x), atol=1e-5)
 
 
-@pytest.mark.parametrize("coord_cls", [CoordConv2d, CoordConvTranspose2d])
-def test_double_backward_equals_concatenating_coordinates(coord_cls):
+@pytest.mark.parametrize("with_r", [False, True])
+@pytest.mark.parametrize("coord_cls, shape, kwargs", LAYER_CASES)
+def test_double_backward_equals_concatenating_coordinates(coord_cls, shape, kwargs, with_r):
     """R1 differentiates the input gradient's norm again: the in-place position add must
     give the textbook layer's second-order gradients too."""
     torch.manual_seed(0)
-    layer = coord_cls(2, 4, 3, stride=2, padding=1).double()
-    x = torch.randn(3, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    layer = coord_cls(2, 4, 3, with_r=with_r, **kwargs).double()
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
 
     def r1_gradients(forward):
         (input_grad,) = torch.autograd.grad(torch.tanh(forward(x)).sum(), x, create_graph=True)
@@ -207,12 +212,28 @@ def test_double_backward_equals_concatenating_coordinates(coord_cls):
         assert torch.allclose(grad, expected, atol=1e-8)
 
 
-def test_inference_mode_gives_the_training_output():
+def test_bf16_autocast_matches_concatenating_coordinates():
+    torch.manual_seed(0)
+    layer = CoordConv2d(8, 16, 4, stride=2, padding=1)
+    x = torch.randn(4, 8, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+        expected = layer.concatenating_forward(x)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), expected.float(), atol=0.05, rtol=0.02)
+    out.float().sum().backward()
+    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+
+
+def test_a_grid_first_made_in_inference_mode_serves_training():
     layer = CoordConv2d(3, 4, 3, padding=1)
     x = torch.randn(2, 3, 8, 8)
     with torch.inference_mode():
         inferred = layer(x)
-    assert torch.equal(inferred, layer(x))
+    trained = layer(x)
+    trained.sum().backward()  # saving an inference-mode grid for backward would raise
+    assert torch.allclose(inferred, trained, atol=1e-6)
+    assert layer.weight.grad is not None
 
 
 def test_off_the_cpu_the_layer_concatenates(monkeypatch):
