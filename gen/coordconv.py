@@ -113,6 +113,8 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
         def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
             if x.dim() != rank + 2:
                 raise ValueError(f"{type(self).__name__} expects a {rank + 2}-D input, got {x.dim()}-D")
+            if output_size is not None and not transposed:
+                raise ValueError(f"{type(self).__name__} takes no output_size: only transposed layers do")
             if x.device.type != "cpu":
                 # On a GPU the batch-1 convolution and the add are extra kernel launches that
                 # a DCGAN-sized layer cannot hide: concatenating costs less there.

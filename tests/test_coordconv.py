@@ -186,6 +186,11 @@ def test_transposed_position_bias_honours_output_size():
                           atol=1e-5)
 
 
+def test_output_size_is_refused_by_a_plain_convolution():
+    with pytest.raises(ValueError, match="output_size"):
+        CoordConv2d(2, 3, 3)(torch.randn(1, 2, 5, 5), output_size=[5, 5])
+
+
 def test_channels_last_input_gives_channels_last_output():
     layer = CoordConv2d(3, 8, 4, stride=2, padding=1)
     x = torch.randn(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
