@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed_reference  # noqa: E402
 from timing import alternating_medians, timing_device  # noqa: E402
 
+PARTS = ("reference", "coordconv", "data")
+
 
 def reference_step(device: torch.device, width: int) -> Callable[[], None]:
     """One step of the pytorch/examples loop (its nets at `width`)."""
@@ -100,9 +102,6 @@ def data_path_steps(device: torch.device) -> dict[str, Callable[[], None]]:
             for name, batches in sources.items()}
 
 
-PARTS = ("reference", "coordconv", "data")
-
-
 def table(title: str, seconds: dict[str, float], base: str, throughput: bool) -> None:
     """Seconds per step and each row's throughput (or time) relative to the `base` row."""
     print(f"\n| {title} | s / step | {'throughput' if throughput else 'time'} x {base} |\n|---|---:|---:|")
@@ -122,6 +121,8 @@ def main() -> None:
                         help=f"Comma-separated tables to measure, from {', '.join(PARTS)}.")
     args = parser.parse_args()
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    if not parts:
+        parser.error(f"--parts names no table; choose from {', '.join(PARTS)}")
     if unknown := set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     device = timing_device(args.device, args.threads)

@@ -60,7 +60,8 @@ class AddCoords(nn.Module):
     def extra_channels(self) -> int:
         return self.rank + int(self.with_r)
 
-    def grid(self, spatial_shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    def grid(self, spatial_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The (cached) coordinate channels for one map of `spatial_shape`."""
         key = (spatial_shape, device, dtype)
         if key not in self._cache:
             with torch.inference_mode(False):
