@@ -137,10 +137,9 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
             else:
                 data = self._conv_forward(x, data_weight, self.bias)
                 position = self._conv_forward(coords, coord_weight, None)
-            if rank == 2 and x.is_contiguous(memory_format=torch.channels_last):
-                position = position.contiguous(memory_format=torch.channels_last)
-            # In place: a fresh output the size of the batch's would cost more than the add
-            # itself; the convolution's backward does not need its output.
+            # In place (the output keeps the convolution's memory layout): a fresh output the
+            # size of the batch's would cost more than the add itself; the convolution's
+            # backward does not need its output.
             return data.add_(position)
 
         def concatenating_forward(self, x: torch.Tensor,
