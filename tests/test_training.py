@@ -171,6 +171,18 @@ def test_resume_continues_identically(tmp_path, tiny_run, tiny_gan):
             assert torch.equal(value, b.task["networks"][name][key]), (name, key)
 
 
+def test_evaluating_more_often_leaves_the_training_unchanged(tmp_path, tiny_run, tiny_gan):
+    """Evaluation and sample grids draw from their own generators, so a run measured every
+    step trains the same weights as one measured only at its end."""
+    often = runs.start(tiny_run(steps=4, eval_every=1, image_every=1), tiny_gan, tmp_path / "often")
+    once = runs.start(tiny_run(steps=4, eval_every=4, image_every=4), tiny_gan, tmp_path / "once")
+    assert len(list((tmp_path / "often").glob("metrics-*.json"))) == 4
+    a, b = load_checkpoint(often), load_checkpoint(once)
+    for name in ("generator", "discriminator", "generator_ema"):
+        for key, value in a.task["networks"][name].items():
+            assert torch.equal(value, b.task["networks"][name][key]), (name, key)
+
+
 def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path, tiny_run, tiny_gan):
     assert [lr_scale(s, 10, 0.3) for s in (1, 7, 8, 9, 10)] == pytest.approx([1, 1, 1, 2 / 3, 1 / 3])
     assert lr_scale(10, 10, 0.0) == 1.0
