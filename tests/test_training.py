@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -160,15 +161,20 @@ def test_gan_trains_with_each_coordconv_placement(tmp_path, coord_g, coord_d, ti
     assert saved["discriminator"]["coord_layers"] == coord_d
 
 
+def assert_same_gan_weights(first: Path, second: Path) -> None:
+    """The two GAN checkpoints hold bit-identical G, D and EMA weights."""
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    for name in ("generator", "discriminator", "generator_ema"):
+        for key, value in a.task["networks"][name].items():
+            assert torch.equal(value, b.task["networks"][name][key]), (name, key)
+
+
 def test_resume_continues_identically(tmp_path, tiny_run, tiny_gan):
     straight = runs.start(tiny_run(steps=6, eval_every=100), tiny_gan, tmp_path / "a")
     runs.start(tiny_run(steps=3, eval_every=100), tiny_gan, tmp_path / "b")
     resumed = runs.resume(tmp_path / "b", steps=6)
-    a, b = load_checkpoint(straight), load_checkpoint(resumed)
-    assert b.step == 6
-    for name in ("generator", "discriminator", "generator_ema"):
-        for key, value in a.task["networks"][name].items():
-            assert torch.equal(value, b.task["networks"][name][key]), (name, key)
+    assert load_checkpoint(resumed).step == 6
+    assert_same_gan_weights(straight, resumed)
 
 
 def test_evaluating_more_often_leaves_the_training_unchanged(tmp_path, tiny_run, tiny_gan):
@@ -177,10 +183,7 @@ def test_evaluating_more_often_leaves_the_training_unchanged(tmp_path, tiny_run,
     often = runs.start(tiny_run(steps=4, eval_every=1, image_every=1), tiny_gan, tmp_path / "often")
     once = runs.start(tiny_run(steps=4, eval_every=4, image_every=4), tiny_gan, tmp_path / "once")
     assert len(list((tmp_path / "often").glob("metrics-*.json"))) == 4
-    a, b = load_checkpoint(often), load_checkpoint(once)
-    for name in ("generator", "discriminator", "generator_ema"):
-        for key, value in a.task["networks"][name].items():
-            assert torch.equal(value, b.task["networks"][name][key]), (name, key)
+    assert_same_gan_weights(often, once)
 
 
 def test_lr_rampdown_falls_linearly_over_the_last_steps(tmp_path, tiny_run, tiny_gan):
