@@ -26,7 +26,7 @@ def worker(args: argparse.Namespace) -> None:
     from gen.data import make_squares
     from gen.data.batches import TensorBatches
     from gen.devices import keep_freed_host_memory
-    from gen.distributed import init_world
+    from gen.distributed import init_world, leave_world
     from gen.gan.config import gan_preset
     from gen.gan.task import GANTask
 
@@ -53,6 +53,7 @@ def worker(args: argparse.Namespace) -> None:
         times.append(time.perf_counter() - started)
     if world.is_main:
         print(args.batch_size * args.steps / statistics.median(times))
+    leave_world()  # a rank that exits with gloo's threads running can abort ("terminate called...")
 
 
 def main() -> None:
@@ -79,7 +80,7 @@ def main() -> None:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                    str(processes), __file__, "--worker", *options]
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // processes))}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, check=True)
         rate = rates[processes] = float(done.stdout.split()[-1])
         print(f"| {processes} | {rate:.1f} | {rate / next(iter(rates.values())):.2f} |")
 

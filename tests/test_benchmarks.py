@@ -76,7 +76,9 @@ def run_benchmark(script: str, *args: str) -> str:
     """A benchmark's output after one tiny iteration (its numbers are not checked, its tables are)."""
     command = [sys.executable, str(BENCHMARKS / script), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, check=True, env=env, timeout=300).stdout
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]  # the end of stderr holds the cause, also of a rank's
+    return done.stdout
 
 
 LSUN_SMOKE = ["--records", "150", "--decode", "80", "--steps", "1", "--repeats", "1", "--width", "4",
