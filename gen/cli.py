@@ -298,6 +298,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.generator.output_bias) + ".")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None,
               help=_gan_help(lambda m: m.generator.latent_dim))
+@click.option("--subpixel-jitter", type=click.FloatRange(min=0), default=None,
+              help="Tiled G: training draws each sample up to this many pixels off the pixel grid "
+                   "on each axis, so edges are learnt to size rather than snapped to the grid "
+                   + _gan_help(lambda m: m.generator.subpixel_jitter) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -323,14 +327,14 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup,
-              g_steps, minibatch_std, **options) -> None:
+              latent_dim, subpixel_jitter, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema,
+              ema_rampup, g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
         coordconv, coord_in, coord_layers, arch,
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
-                   "output_bias": output_bias},
+                   "output_bias": output_bias, "subpixel_jitter": subpixel_jitter},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -184,3 +184,31 @@ def test_tiled_generator_renders_its_image_and_between_pixel_centres():
         assert torch.allclose(every_other, image.permute(0, 2, 3, 1)[:, ::2, ::2], atol=1e-6)
         halfway = (gen.coords[:-1] + gen.coords[1:]) / 2  # between two pixel rows
         assert gen.render(z, halfway).shape == (2, 31, 32, 1)
+
+
+def test_tiled_generator_shift_moves_the_image_against_it():
+    """A shift of whole pixels moves the drawing by as many pixels the other way; half a
+    pixel draws it between pixel centres."""
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
+    z = torch.randn(2, 3)
+    with torch.no_grad():
+        image = gen(z)
+        assert torch.allclose(gen(z, torch.zeros(2, 2)), image, atol=1e-6)
+        right = gen(z, torch.tensor([[0.0, 1.0], [0.0, 2.0]]))
+        assert torch.allclose(right[0, :, :, :-1], image[0, :, :, 1:], atol=1e-5)
+        assert torch.allclose(right[1, :, :, :-2], image[1, :, :, 2:], atol=1e-5)
+        down = gen(z, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+        assert torch.allclose(down[:, :, :-1], image[:, :, 1:], atol=1e-5)
+        halfway = (gen.coords[:-1, :-1] + gen.coords[1:, 1:]) / 2
+        between = gen(z, torch.full((2, 2), 0.5)).permute(0, 2, 3, 1)[:, :-1, :-1]
+        assert torch.allclose(between, gen.render(z, halfway), atol=1e-5)
+        assert not torch.allclose(between, image.permute(0, 2, 3, 1)[:, :-1, :-1], atol=1e-3)
+
+
+def test_subpixel_jitter_is_a_tiled_generator_setting_of_at_least_zero():
+    assert GAN_PRESETS["tiled"].model.generator.subpixel_jitter > 0
+    assert GAN_PRESETS["dcgan"].model.generator.subpixel_jitter == 0
+    with pytest.raises(ValueError, match="needs the tiled G"):
+        GeneratorConfig(arch="dcgan", subpixel_jitter=0.5)
+    with pytest.raises(ValueError, match="at least 0 pixels"):
+        GeneratorConfig(arch="tiled", subpixel_jitter=-0.1)

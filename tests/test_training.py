@@ -366,3 +366,39 @@ def test_run_config_checks_its_schedule():
         RunConfig(steps=0)
     with pytest.raises(ValueError, match="lr_rampdown"):
         RunConfig(steps=10, lr_rampdown=2.0)
+
+
+def test_gan_training_fakes_are_drawn_up_to_the_jitter_off_the_grid(tiny_gan):
+    """Each training fake gets its own offset within the jitter (D step and G steps alike),
+    the EMA G that samples draws on the grid, and a rank's fakes are its slice of the
+    global batch's, offsets included."""
+    from gen.distributed import World
+    from gen.gan.task import GANTask
+
+    config = replace(tiny_gan, generator=GeneratorConfig(arch="tiled", latent_dim=8, width=2,
+                                                         subpixel_jitter=0.25))
+    torch.manual_seed(0)
+    task = GANTask(config, torch.device("cpu"))
+    shifts = []
+    forward = task.generator.forward
+    task.generator.forward = lambda z, shift=None: shifts.append(shift) or forward(z, shift)
+    task.train_step(torch.rand(6, 1, 64, 64) * 2 - 1, 0)
+    assert len(shifts) == 1 + config.g_steps
+    drawn = torch.stack(shifts)
+    assert drawn.shape == (1 + config.g_steps, 6, 2) and drawn.abs().max() <= 0.25 and drawn.std() > 0.05
+    z = torch.randn(3, 8)
+    assert torch.equal(task.sample(z), task.generator_ema.render(z).permute(0, 3, 1, 2))
+
+    fakes = {}
+    for rank, size in [(0, 1), (1, 2)]:
+        torch.manual_seed(0)
+        ranked = GANTask(config, torch.device("cpu"), seed=3)
+        ranked.world = World(rank, size)
+        with torch.no_grad():
+            fakes[size] = ranked.generate(8)
+    assert fakes[2].shape == (4, 1, 64, 64) and torch.allclose(fakes[2], fakes[1][4:], atol=1e-6)
+    torch.manual_seed(0)
+    on_grid = GANTask(replace(config, generator=replace(config.generator, subpixel_jitter=0.0)),
+                      torch.device("cpu"), seed=3)
+    with torch.no_grad():
+        assert not torch.allclose(on_grid.generate(8)[:4], fakes[1][:4], atol=1e-3)

@@ -97,23 +97,30 @@ class TiledGenerator(nn.Module):
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
 
-    def first_layer(self, z: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+    def first_layer(self, z: torch.Tensor, coords: torch.Tensor | None = None,
+                    shift: torch.Tensor | None = None) -> torch.Tensor:
         """The first 1x1 conv over [tiled mapping(z), coords] times the gain, N x H x W x C.
-        The gain scales both small terms before the broadcast sum, not the big result."""
+        The gain scales both small terms before the broadcast sum, not the big result; a
+        `shift` of the coordinates joins the per-sample term, as coords_in is linear."""
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
-        return gain * self.latent_in(self.mapping(z))[:, None, None, :] + gain * self.coords_in(coords)
+        latent = self.latent_in(self.mapping(z))
+        if shift is not None:
+            latent = latent + self.coords_in(shift * (2 / (self.config.resolution - 1)))
+        return gain * latent[:, None, None, :] + gain * self.coords_in(coords)
 
-    def render(self, z: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+    def render(self, z: torch.Tensor, coords: torch.Tensor | None = None,
+               shift: torch.Tensor | None = None) -> torch.Tensor:
         """G's output, N x H x W x channels, at the canvas's pixel centres or at any (row,
         column) `coords` in [-1, 1] (H x W x 2, or N x H x W x 2 for a grid per sample): every
-        pixel is f(z, i, j), so the image can be drawn between pixel centres too."""
+        pixel is f(z, i, j), so the image can be drawn between pixel centres too. `shift` (N x
+        2, in pixels) offsets each sample's coordinates: the image moves by -shift."""
         if coords is not None and coords.dim() not in (3, 4):
             raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
-        return self.layers(self.first_layer(z, coords))
+        return self.layers(self.first_layer(z, coords, shift))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.render(z).permute(0, 3, 1, 2)
+    def forward(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        return self.render(z, shift=shift).permute(0, 3, 1, 2)
 
 
 class MinibatchStd(nn.Module):

@@ -53,7 +53,7 @@ class GANTask(Task):
         world = self.world
         batch = len(real) * world.size  # every rank draws the global batch's latents, keeps its slice
         with torch.no_grad(), self.autocast():
-            fake = self.generator(world.mine(self.latents(batch, self.noise)))
+            fake = self.generate(batch)
         use_r1 = config.r1_gamma > 0 and step % config.r1_every == 0
         real = real.detach().requires_grad_(use_r1)
         with self.autocast():
@@ -78,7 +78,7 @@ class GANTask(Task):
         self.discriminator.requires_grad_(False)
         for _ in range(config.g_steps):
             with self.autocast():
-                logits = self.discriminator(self.generator(world.mine(self.latents(batch, self.noise))))
+                logits = self.discriminator(self.generate(batch))
             g_loss = generator_loss(config.loss, logits.float())
             self.g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -88,6 +88,17 @@ class GANTask(Task):
         scalars["loss/generator"] = g_loss.detach()
         self.update_ema(step)
         return scalars
+
+    def generate(self, batch: int) -> torch.Tensor:
+        """This rank's slice of a global batch of training fakes from the live G, each drawn
+        up to `subpixel_jitter` pixels off the grid: D then sees objects at every sub-pixel
+        position, so G must draw their edges to size rather than snap them to the grid."""
+        latents = self.world.mine(self.latents(batch, self.noise))
+        jitter = self.config.generator.subpixel_jitter
+        if jitter == 0:
+            return self.generator(latents)
+        shift = (torch.rand(batch, 2, generator=self.noise, device=self.noise.device) * 2 - 1) * jitter
+        return self.generator(latents, self.world.mine(shift))
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
