@@ -299,8 +299,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None,
               help=_gan_help(lambda m: m.generator.latent_dim))
 @click.option("--subpixel-jitter", type=click.FloatRange(min=0), default=None,
-              help="Tiled G: training draws each sample up to this many pixels off the pixel grid "
-                   "on each axis, so edges are learnt to size rather than snapped to the grid "
+              help="Tiled G: training draws each fake up to this many pixels off the pixel grid "
+                   "on each axis, so D judges sizes at every sub-pixel position (0: off) "
                    + _gan_help(lambda m: m.generator.subpixel_jitter) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")

@@ -96,8 +96,8 @@ class GANConfig:
 # a wider D and a ramp-down; its last layer starts at 0 (its He-initialised stack needs no
 # dark start). A smoother D (R1 10) snaps its squares to the pixel grid in fewer steps, and
 # a faster G (lr 1e-3) gets there sooner on every seed tried, its noise averaged out by the EMA.
-# Drawing its training samples half a pixel either way off the grid makes it draw squares to
-# size instead of snapping them to the grid, which it did only for some seeds.
+# Its training fakes are drawn up to half a pixel off the grid, so D judges their sizes at
+# every sub-pixel position, not only where G snaps them: results spread less over seeds.
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(

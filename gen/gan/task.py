@@ -91,8 +91,8 @@ class GANTask(Task):
 
     def generate(self, batch: int) -> torch.Tensor:
         """This rank's slice of a global batch of training fakes from the live G, each drawn
-        up to `subpixel_jitter` pixels off the grid: D then sees objects at every sub-pixel
-        position, so G must draw their edges to size rather than snap them to the grid."""
+        up to `subpixel_jitter` pixels off the grid: D then judges objects' sizes at every
+        sub-pixel position, not only where G snaps them to the grid."""
         latents = self.world.mine(self.latents(batch, self.noise))
         jitter = self.config.generator.subpixel_jitter
         if jitter == 0:
