@@ -24,7 +24,7 @@ from gen.configs import (
     given,
 )
 from gen.errors import InputError, RunStopped
-from gen.gan.config import GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset
+from gen.gan.config import ARCHS, GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset, preset_label
 from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_decoder, default_likelihood, vae_preset
 
 
@@ -149,16 +149,18 @@ def _run_default(name: str) -> object:
 
 def _schedules_help(field: str) -> str:
     """Each preset's value of a schedule field, for help text."""
-    gan = " or ".join(f"{getattr(preset.schedule, field)} ({arch} G)" for arch, preset in GAN_PRESETS.items())
+    gan = " or ".join(f"{getattr(preset.schedule, field)} ({preset_label(name)})"
+                      for name, preset in GAN_PRESETS.items())
     return f"GAN {gan}, VAE {getattr(VAE_PRESET.schedule, field)}"
 
 
 def _gan_help(read) -> str:
-    """A GAN setting's default per generator architecture, for help text."""
-    values = {arch: read(preset.model) for arch, preset in GAN_PRESETS.items()}
+    """A GAN setting's default per preset (generator, and data set where it has its own), for
+    help text."""
+    values = {name: read(preset.model) for name, preset in GAN_PRESETS.items()}
     if len(set(values.values())) == 1:
         return f"[default: {next(iter(values.values()))}]"
-    return "[default: " + ", ".join(f"{value} ({arch} G)" for arch, value in values.items()) + "]"
+    return "[default: " + ", ".join(f"{value} ({preset_label(name)})" for name, value in values.items()) + "]"
 
 
 def run_options(command):
@@ -287,9 +289,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="With --coordconv: which network gets CoordConv.")
 @click.option("--coord-layers", type=click.Choice(["all", "first"]), default="all", show_default=True,
               help="With --coordconv: every conv layer or the first only.")
-@click.option("--arch", type=click.Choice(list(GAN_PRESETS)), default=None,
+@click.option("--arch", type=click.Choice(ARCHS), default=None,
               help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator [default: tiled "
-                   "when --coordconv puts CoordConv in G, else dcgan]. Each has its own preset.")
+                   "when --coordconv puts CoordConv in G, else dcgan]. Each has its own preset, and "
+                   "the tiled G a second one for shapes.")
 @click.option("--upsample", type=click.Choice(["nearest", "transpose"]), default=None,
               help="DCGAN G upsampling: nearest x2 + 3x3 conv, or 4x4 stride-2 transposed conv "
                    + _gan_help(lambda m: m.generator.upsample) + ".")
@@ -302,6 +305,12 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G: training draws each fake up to this many pixels off the pixel grid "
                    "on each axis, so D judges sizes at every sub-pixel position (0: off) "
                    + _gan_help(lambda m: m.generator.subpixel_jitter) + ".")
+@click.option("--objects", type=click.IntRange(min=1), default=None,
+              help="Tiled G: layers it draws, each a mask in a colour of its own "
+                   + _gan_help(lambda m: m.generator.objects) + ".")
+@click.option("--radial/--no-radial", default=None,
+              help="Tiled G: each layer drawn about a centre from z, with the distance from it as a "
+                   "coordinate " + _gan_help(lambda m: m.generator.radial) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -327,14 +336,15 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, subpixel_jitter, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema,
-              ema_rampup, g_steps, minibatch_std, **options) -> None:
+              latent_dim, subpixel_jitter, objects, radial, g_width, d_width, d_kernel, loss, latent, g_lr,
+              d_lr, r1, ema, ema_rampup, g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
-        coordconv, coord_in, coord_layers, arch,
+        coordconv, coord_in, coord_layers, arch, options["data"],
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
-                   "output_bias": output_bias, "subpixel_jitter": subpixel_jitter},
+                   "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
+                   "objects": objects, "radial": radial},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -6,7 +6,14 @@ from torch import nn
 
 from gen.checkpoint import Checkpoint
 from gen.coordconv import AddCoords, coordinate_grid
-from gen.gan.config import GAN_PRESETS, DiscriminatorConfig, GeneratorConfig
+from gen.gan.config import (
+    GAN_PRESETS,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    gan_preset,
+    preset_label,
+    preset_name,
+)
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import Discriminator, MinibatchStd, build_generator
 
@@ -68,7 +75,8 @@ def test_tiled_generator_first_layer_equals_1x1_conv_on_tiled_latent():
     tiled = torch.cat([features[:, :, None, None].expand(2, 8, 32, 32), coords[None].expand(2, 2, 32, 32)], 1)
     weight = torch.cat([gen.latent_in.weight, gen.coords_in.weight], 1)
     reference = torch.nn.functional.conv2d(tiled, weight[:, :, None, None], gen.latent_in.bias)
-    ours = gen.first_layer(z).permute(0, 3, 1, 2) / gen.config.first_gain
+    (first,) = gen.first_layers(features)
+    ours = first.permute(0, 3, 1, 2) / gen.config.first_gain
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
@@ -171,8 +179,14 @@ def test_stage_widths_double_as_maps_halve_and_are_capped():
     assert dcgan.project[0].out_features == 32 * 16  # the coarsest stage is the widest
 
 
-def test_tiled_generator_renders_its_image_and_between_pixel_centres():
-    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2)
+TILED_VARIANTS = {"authors'": {}, "radial": {"radial": True},
+                  "two layers": {"objects": 2, "radial": True, "channels": 3, "output_bias": 0.0}}
+
+
+@pytest.mark.parametrize("variant", TILED_VARIANTS.values(), ids=TILED_VARIANTS.keys())
+def test_tiled_generator_renders_its_image_and_between_pixel_centres(variant):
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=4, **variant)
     gen = build_generator(config)
     z = torch.randn(2, 3)
     with torch.no_grad():
@@ -183,13 +197,15 @@ def test_tiled_generator_renders_its_image_and_between_pixel_centres():
         every_other = gen.render(z, gen.coords[::2, ::2])  # the convention: (row, column) at pixel centres
         assert torch.allclose(every_other, image.permute(0, 2, 3, 1)[:, ::2, ::2], atol=1e-6)
         halfway = (gen.coords[:-1] + gen.coords[1:]) / 2  # between two pixel rows
-        assert gen.render(z, halfway).shape == (2, 31, 32, 1)
+        assert gen.render(z, halfway).shape == (2, 31, 32, config.channels)
 
 
-def test_tiled_generator_shift_moves_the_image_against_it():
+@pytest.mark.parametrize("variant", TILED_VARIANTS.values(), ids=TILED_VARIANTS.keys())
+def test_tiled_generator_shift_moves_the_image_against_it(variant):
     """A shift of whole pixels moves the drawing by as many pixels the other way; half a
     pixel draws it between pixel centres."""
-    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2))
+    torch.manual_seed(0)  # a width-4 stack that draws something: not every unit dead
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=4, **variant))
     z = torch.randn(2, 3)
     with torch.no_grad():
         image = gen(z)
@@ -203,6 +219,58 @@ def test_tiled_generator_shift_moves_the_image_against_it():
         between = gen(z, torch.full((2, 2), 0.5)).permute(0, 2, 3, 1)[:, :-1, :-1]
         assert torch.allclose(between, gen.render(z, halfway), atol=1e-5)
         assert not torch.allclose(between, image.permute(0, 2, 3, 1)[:, :-1, :-1], atol=1e-3)
+
+
+def _fixed_centres(gen: torch.nn.Module, centres: torch.Tensor) -> None:
+    """Make the radial G place its layers' centres at `centres` (K x 2, in [-1, 1]) for any z."""
+    gen.centre_in.weight.zero_()
+    gen.centre_in.bias.copy_(torch.atanh(centres.flatten()))
+
+
+def test_a_radial_layer_is_drawn_about_its_centre():
+    """Moving the centre z gives a layer moves its drawing by as much: the layer is drawn in
+    coordinates relative to the centre, the distance from it included."""
+    torch.manual_seed(0)
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=4, radial=True))
+    z = torch.randn(2, 3)
+    pixel = 2 / 31
+    with torch.no_grad():
+        _fixed_centres(gen, torch.tensor([[0.0, 0.0]]))
+        image = gen(z)
+        _fixed_centres(gen, torch.tensor([[2 * pixel, -pixel]]))  # two rows down, one column left
+        moved = gen(z)
+    assert torch.allclose(moved[:, :, 2:, :-1], image[:, :, :-2, 1:], atol=1e-5)
+    assert not torch.allclose(moved, image, atol=1e-3)
+
+
+def test_layers_are_screen_blended_onto_black_each_in_its_colour():
+    gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2, channels=3,
+                                          objects=2, radial=True))
+    z = torch.randn(4, 3)
+    with torch.no_grad():
+        gen.colour_in.weight.zero_()
+        gen.colour_in.bias.copy_(torch.tensor([30.0, -30, -30, -30, -30, 30]))  # layer 0 red, layer 1 blue
+        gen.layers[-2].weight.zero_()
+        gen.layers[-2].bias.fill_(-30.0)  # every mask off: black
+        assert torch.allclose(gen(z), torch.full((4, 3, 32, 32), -1.0))
+        gen.layers[-2].bias.fill_(30.0)  # every mask on everywhere: red + blue
+        assert torch.allclose(gen(z), torch.tensor([1.0, -1, 1]).view(1, 3, 1, 1).expand(4, 3, 32, 32))
+        gen.colour_in.bias.copy_(torch.tensor([30.0, -30, -30, 30, -30, -30]))  # both red: no brighter
+        assert torch.allclose(gen(z), torch.tensor([1.0, -1, -1]).view(1, 3, 1, 1).expand(4, 3, 32, 32))
+
+
+def test_layered_and_radial_generators_are_tiled_settings():
+    shapes = gan_preset(coordconv=True, data="shapes").model.generator
+    assert shapes.objects == 2 and shapes.radial and shapes.arch == "tiled"
+    assert gan_preset(coordconv=True, data="squares") == gan_preset(coordconv=True)
+    assert gan_preset(data="shapes") == GAN_PRESETS["dcgan"]  # no shapes preset of its own
+    assert preset_name("tiled", "shapes") == "tiled-shapes" and preset_name("tiled", "lsun") == "tiled"
+    assert preset_label("tiled-shapes") == "tiled G on shapes" and preset_label("dcgan") == "dcgan G"
+    for fields in ({"objects": 2}, {"radial": True}):
+        with pytest.raises(ValueError, match="need the tiled G"):
+            GeneratorConfig(arch="dcgan", **fields)
+    with pytest.raises(ValueError, match="objects must be at least 1"):
+        GeneratorConfig(arch="tiled", objects=0)
 
 
 def test_subpixel_jitter_is_a_tiled_generator_setting_of_at_least_zero():

@@ -177,6 +177,19 @@ def test_resume_continues_identically(tmp_path, tiny_run, tiny_gan):
     assert_same_gan_weights(straight, resumed)
 
 
+def test_the_shapes_preset_trains_and_resumes_identically(tmp_path, tiny_run):
+    """The tiled G of the shapes preset (two layers, each about a centre from z) at toy widths."""
+    model = gan_preset(coordconv=True, data="shapes", generator={"width": 2, "latent_dim": 8},
+                       discriminator={"width": 4}).model
+    run = tiny_run(data="shapes", steps=4, eval_every=100)
+    straight = runs.start(run, model, tmp_path / "a")
+    runs.start(replace(run, steps=2), model, tmp_path / "b")
+    resumed = runs.resume(tmp_path / "b", steps=4)
+    assert_same_gan_weights(straight, resumed)
+    saved = load_checkpoint(straight).model.generator
+    assert (saved.objects, saved.radial, saved.channels) == (2, True, 3)
+
+
 def test_evaluating_more_often_leaves_the_training_unchanged(tmp_path, tiny_run, tiny_gan):
     """Evaluation and sample grids draw from their own generators, so a run measured every
     step trains the same weights as one measured only at its end."""

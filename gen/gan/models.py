@@ -7,6 +7,8 @@ convolutions see coordinates: "none", "first" or "all".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -78,17 +80,22 @@ class TiledGenerator(nn.Module):
         features = config.latent_dim
         for index in range(config.mapping_layers):
             bounded = config.mapping_tanh and index == config.mapping_layers - 1
-            mapping += [nn.Linear(features, widths[0]), nn.Tanh() if bounded else nn.ReLU()]
-            features = widths[0]
+            mapping += [nn.Linear(features, widths[0] * config.objects), nn.Tanh() if bounded else nn.ReLU()]
+            features = widths[0] * config.objects
         self.mapping = nn.Sequential(*mapping)
-        self.latent_in = nn.Linear(features, widths[0])
+        self.latent_in = nn.Linear(features, widths[0] * config.objects)
+        self.colour_in = nn.Linear(features, config.channels * config.objects) if config.objects > 1 else None
         self.coords_in = nn.Linear(2, widths[0], bias=False)
+        self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial else None
+        self.radius_in = nn.Linear(1, widths[0], bias=False) if config.radial else None
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
+        # half a pixel, squared, under the radius's square root: bounds its gradient at the centre
+        self.softening = (1 / (config.resolution - 1)) ** 2
         layers: list[nn.Module] = []
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.ReLU(), nn.Linear(cin, cout)]
-        layers += [nn.ReLU(), nn.Linear(widths[-1], config.channels), nn.Tanh()]
+        layers += [nn.ReLU(), nn.Linear(widths[-1], 1 if config.objects > 1 else config.channels), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
@@ -97,27 +104,51 @@ class TiledGenerator(nn.Module):
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
 
-    def first_layer(self, z: torch.Tensor, coords: torch.Tensor | None = None,
-                    shift: torch.Tensor | None = None) -> torch.Tensor:
-        """The first 1x1 conv over [tiled mapping(z), coords] times the gain, N x H x W x C.
-        The gain scales both small terms before the broadcast sum, not the big result; a
-        `shift` of the coordinates joins the per-sample term, as coords_in is linear."""
+    def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
+                     shift: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The first 1x1 conv over [tiled mapped z, coords] times the gain, one N x H x W x C
+        tensor per object layer. The gain scales both small terms before the broadcast sum,
+        not the big result; a `shift` of the coordinates joins the per-sample term, as
+        coords_in is linear."""
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
-        latent = self.latent_in(self.mapping(z))
-        if shift is not None:
-            latent = latent + self.coords_in(shift * (2 / (self.config.resolution - 1)))
-        return gain * latent[:, None, None, :] + gain * self.coords_in(coords)
+        latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
+        shift = None if shift is None else shift * (2 / (self.config.resolution - 1))
+        if self.centre_in is not None:
+            centres = torch.tanh(self.centre_in(mapped)).view(len(mapped), self.config.objects, 2)
+            if shift is not None:
+                centres = centres - shift[:, None]
+            latent = latent - self.coords_in(centres)
+        elif shift is not None:
+            latent = latent + self.coords_in(shift)[:, None]
+        pixels = gain * self.coords_in(coords)
+        for index in range(self.config.objects):
+            first = gain * latent[:, index, None, None, :] + pixels
+            if self.centre_in is not None:
+                offset = coords - centres[:, index, None, None, :]
+                radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
+                first = first + gain * self.radius_in(radius)
+            yield first
 
     def render(self, z: torch.Tensor, coords: torch.Tensor | None = None,
                shift: torch.Tensor | None = None) -> torch.Tensor:
         """G's output, N x H x W x channels, at the canvas's pixel centres or at any (row,
         column) `coords` in [-1, 1] (H x W x 2, or N x H x W x 2 for a grid per sample): every
         pixel is f(z, i, j), so the image can be drawn between pixel centres too. `shift` (N x
-        2, in pixels) offsets each sample's coordinates: the image moves by -shift."""
+        2, in pixels) offsets each sample's coordinates: the image moves by -shift.
+
+        With several object layers, each is a mask in [0, 1] drawn by the shared stack in a
+        colour from z, and the layers are screen-blended onto black. They are drawn one at a
+        time, so each pass's per-pixel tensors are the size of a one-layer G's."""
         if coords is not None and coords.dim() not in (3, 4):
             raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
-        return self.layers(self.first_layer(z, coords, shift))
+        mapped = self.mapping(z)
+        layers = [self.layers(first) for first in self.first_layers(mapped, coords, shift)]
+        if self.config.objects == 1:
+            return layers[0]
+        alpha = (torch.stack(layers, 1) + 1) / 2
+        colour = torch.sigmoid(self.colour_in(mapped)).view(len(z), self.config.objects, 1, 1, -1)
+        return 1 - 2 * (1 - alpha * colour).prod(dim=1)
 
     def forward(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         return self.render(z, shift=shift).permute(0, 3, 1, 2)
