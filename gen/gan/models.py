@@ -69,6 +69,11 @@ class TiledGenerator(nn.Module):
     function of z; tanh ending that MLP, because positions on a bounded canvas need bounded
     features; He init, so the signal survives the stack; and a gain of `first_gain` on the
     first layer, so edges a pixel wide are in reach from [-1, 1] coordinates.
+
+    Two options for scenes of several objects: `objects` layers drawn by the one stack, each
+    a mask in its own colour, so one layer need only draw one object; and `radial`, each
+    layer drawn about a centre from z with the distance from it as a coordinate, so a circle
+    is one unit rather than a polygon of half-planes.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -103,6 +108,8 @@ class TiledGenerator(nn.Module):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
+        if self.centre_in is not None:  # every layer starts at the canvas centre, none at an edge
+            nn.init.zeros_(self.centre_in.weight)
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
                      shift: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
