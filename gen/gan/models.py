@@ -7,8 +7,6 @@ convolutions see coordinates: "none", "first" or "all".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
@@ -112,7 +110,7 @@ class TiledGenerator(nn.Module):
             nn.init.zeros_(self.centre_in.weight)
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
-                     shift: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+                     shift: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The first 1x1 conv over [tiled mapped z, coords] times the gain, one N x H x W x C
         tensor per object layer. The gain scales both small terms before the broadcast sum,
         not the big result; a `shift` of the coordinates joins the per-sample term, as
@@ -129,13 +127,15 @@ class TiledGenerator(nn.Module):
         elif shift is not None:
             latent = latent + self.coords_in(shift)[:, None]
         pixels = gain * self.coords_in(coords)
+        firsts = []
         for index in range(self.config.objects):
             first = gain * latent[:, index, None, None, :] + pixels
             if self.centre_in is not None:
                 offset = coords - centres[:, index, None, None, :]
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
                 first = first + gain * self.radius_in(radius)
-            yield first
+            firsts.append(first)
+        return firsts
 
     def render(self, z: torch.Tensor, coords: torch.Tensor | None = None,
                shift: torch.Tensor | None = None) -> torch.Tensor:
