@@ -145,8 +145,8 @@ class TiledGenerator(nn.Module):
         2, in pixels) offsets each sample's coordinates: the image moves by -shift.
 
         With several object layers, each is a mask in [0, 1] drawn by the shared stack in a
-        colour from z, and the layers are screen-blended onto black. They are drawn one at a
-        time, so each pass's per-pixel tensors are the size of a one-layer G's."""
+        colour from z, and the layers are screen-blended onto black. The stack runs on one
+        layer at a time, so each of its passes is the size of a one-layer G's."""
         if coords is not None and coords.dim() not in (3, 4):
             raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
         mapped = self.mapping(z)
