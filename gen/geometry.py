@@ -106,7 +106,9 @@ class Decoded:
 
     centres is N x K x 2 (K = 1 for squares; 2 for shapes, red then blue), NaN where the
     sample is invalid; kinds is N x K, -1 where invalid; reason indexes REASONS.
-    placed_centres is N x K x 2, NaN where the sample is not placed.
+    placed_centres is N x K x 2, NaN where the sample is not placed; placed_kinds and
+    placed_pixels (N x K) are the kind called and the pixel count of those objects, -1 and 0
+    where not placed: what a generator draws where it places objects.
     """
 
     dataset: str
@@ -116,6 +118,8 @@ class Decoded:
     kinds: np.ndarray
     placed: np.ndarray
     placed_centres: np.ndarray
+    placed_kinds: np.ndarray
+    placed_pixels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.valid)
@@ -308,11 +312,16 @@ def validate(objects: Objects, dataset: str, tolerance: Tolerance = DEFAULT_TOLE
                              minlength=n * len(objects.colours)).reshape(n, len(objects.colours))
     placed = (big_counts == wanted).all(axis=1)
     placed_centres = np.full((n, len(slots), 2), np.nan)
+    placed_kinds = np.full((n, len(slots)), -1, dtype=np.int8)
+    placed_pixels = np.zeros((n, len(slots)), dtype=np.int64)
     keep = placed[objects.image] & big
     for slot, colour in enumerate(slots):
         rows = keep & (objects.colour == colour)
         placed_centres[objects.image[rows], slot] = objects.centre[rows]
-    return Decoded(dataset, valid, reason, centres, kinds, placed, placed_centres)
+        placed_kinds[objects.image[rows], slot] = objects.kind[rows]
+        placed_pixels[objects.image[rows], slot] = objects.pixels[rows]
+    return Decoded(dataset, valid, reason, centres, kinds, placed, placed_centres, placed_kinds,
+                   placed_pixels)
 
 
 def _expected_counts(dataset: str, colours: tuple[str, ...]) -> np.ndarray:

@@ -308,6 +308,8 @@ def test_real_data_scores_the_same_on_the_strict_and_the_position_only_view(squa
         assert _without_w1_and_quadrants(strict["real_sample"]) == _without_w1_and_quadrants(
             placed["real_sample"])
     assert "wasserstein" not in view  # the strict view has it; the position-only view skips the LP
+    assert view["square_fraction"] == pytest.approx(view["square_fraction_reference"], abs=0.02)
+    assert view["mean_pixels"] == pytest.approx(view["mean_pixels_reference"], abs=0.3)
 
 
 def test_position_only_counts_misdrawn_objects_where_they_are():
@@ -329,5 +331,11 @@ def test_position_only_counts_misdrawn_objects_where_they_are():
     decoded = decode_samples(images, "squares")
     assert decoded.placed.tolist() == [True, True, True, False, False]
     assert np.allclose(decoded.placed_centres[:3, 0], [[20, 20], [30, 40], [40, 30]])
-    assert "position only" in format_table(metrics)
+    assert decoded.placed_kinds[:, 0].tolist() == [0, 0, 1, -1, -1]  # square, square, circle
+    assert decoded.placed_pixels[:, 0].tolist() == [81, 169, 69, 0, 0]
+    assert view["square_fraction"] == pytest.approx(2 / 3)
+    assert view["mean_pixels"] == pytest.approx((81 + 169 + 69) / 3)
+    assert (view["square_fraction_reference"], view["mean_pixels_reference"]) == (1.0, 81.0)
+    table = format_table(metrics)
+    assert "position only" in table and "square fraction of placed objects" in table
     assert "position_only/placed_fraction" in flatten_metrics(metrics)

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import torch
 
-from gen.data.notsoclevr import CANVAS, COLOURS, QUADRANT_EDGE, SHAPES_MIN_DISTANCE
-from gen.geometry import DEFAULT_TOLERANCE, REASONS, Decoded, Tolerance, decode_samples
+from gen.data.notsoclevr import CANVAS, COLOURS, KINDS, QUADRANT_EDGE, SHAPES_MIN_DISTANCE
+from gen.geometry import DEFAULT_TOLERANCE, IDEAL_PIXELS, REASONS, Decoded, Tolerance, decode_samples
 from gen.metrics.distances import coarsen, histogram, js_divergence, kl_divergence, wasserstein_grid
 from gen.metrics.knn import density_coverage
 from gen.metrics.reference import (
@@ -123,8 +123,24 @@ def evaluate_decoded(decoded: Decoded, seed: int = 0) -> dict:
         "n_placed": int(placed.sum()),
         "placed_fraction": float(placed.mean()),
         **_positions(decoded.dataset, decoded.placed_centres[placed], n, seed, wasserstein=False),
+        **_kinds(decoded),
     }
     return out
+
+
+def _kinds(decoded: Decoded) -> dict:
+    """What the placed objects are, beside what real data holds: the share called squares and
+    the mean pixel count. A generator that draws one shape between a square (81 px) and a
+    circle (69) shows as few squares of about 75 px."""
+    placed = decoded.placed
+    kinds, pixels = decoded.placed_kinds[placed], decoded.placed_pixels[placed]
+    squares_only = decoded.dataset == "squares"
+    return {
+        "square_fraction": float(np.mean(kinds == KINDS.index("square"))) if placed.any() else math.nan,
+        "square_fraction_reference": 1.0 if squares_only else 0.5,
+        "mean_pixels": float(pixels.mean()) if placed.any() else math.nan,
+        "mean_pixels_reference": float(IDEAL_PIXELS[0] if squares_only else np.mean(IDEAL_PIXELS)),
+    }
 
 
 def _positions(dataset: str, centres: np.ndarray, n: int, seed: int, wasserstein: bool = True) -> dict:

@@ -98,6 +98,10 @@ def _position_only_rows(metrics: dict) -> list[tuple[str, str, str]]:
         rows += [(f"  {prefix}coverage ratio", _number(section["coverage_ratio"]), "1"),
                  (f"  {prefix}JS divergence (bits)", _number(section["js_divergence"]),
                   _number(section["real_sample"]["js_divergence"]))]
+    rows += [("  square fraction of placed objects", _number(view["square_fraction"]),
+              _number(view["square_fraction_reference"])),
+             ("  mean pixels of placed objects", _number(view["mean_pixels"]),
+              _number(view["mean_pixels_reference"]))]
     return rows
 
 
