@@ -243,6 +243,32 @@ def test_a_radial_layer_is_drawn_about_its_centre():
     assert not torch.allclose(moved, image, atol=1e-3)
 
 
+def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_centre():
+    """Its weights start at 0, so the G draws what it would without it; the feature itself is
+    max(|row - centre row|, |column - centre column|): squares about the centre."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=4, radial=True,
+                             box_distance=True)
+    gen = build_generator(config)
+    plain = build_generator(replace(config, box_distance=False))
+    plain.load_state_dict({k: v for k, v in gen.state_dict().items() if not k.startswith("box_in")})
+    z = torch.randn(2, 3)
+    pixel = 2 / 31
+    with torch.no_grad():
+        assert torch.equal(gen(z), plain(z))
+        for layer in (gen.latent_in, gen.coords_in, gen.radius_in):
+            layer.weight.zero_()
+        gen.latent_in.bias.zero_()
+        gen.box_in.weight.fill_(1.0)
+        _fixed_centres(gen, torch.tensor([[3 * pixel, -5 * pixel]]))
+        (first,) = gen.first_layers(gen.mapping(z))
+    rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    box = torch.maximum((rows - 18.5).abs(), (cols - 10.5).abs()) * pixel  # centre at row 18.5, column 10.5
+    assert torch.allclose(first[0, :, :, 0], config.first_gain * box, atol=1e-5)
+    with pytest.raises(ValueError, match="box distance needs radial layers"):
+        GeneratorConfig(arch="tiled", box_distance=True)
+
+
 def test_layers_are_screen_blended_onto_black_each_in_its_colour():
     gen = build_generator(GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=2, channels=3,
                                           objects=2, radial=True))

@@ -36,6 +36,7 @@ class GeneratorConfig:
     subpixel_jitter: float = 0.0  # tiled: training draws each sample up to this many pixels off the grid
     objects: int = 1  # tiled: layers drawn by the per-pixel stack, each a mask in a colour from z
     radial: bool = False  # tiled: each layer drawn about a centre from z, with its distance as a coordinate
+    box_distance: bool = False  # tiled radial: the L-infinity distance from the centre too
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
@@ -49,6 +50,8 @@ class GeneratorConfig:
             raise InputError(f"objects must be at least 1, got {self.objects}")
         if (self.objects > 1 or self.radial) and self.arch != "tiled":
             raise InputError(f"objects and radial need the tiled G, not the {self.arch} G")
+        if self.box_distance and not self.radial:
+            raise InputError("box distance needs radial layers (--radial): it is measured from their centres")
         if self.subpixel_jitter > 0 and self.arch != "tiled":
             raise InputError("subpixel jitter needs the tiled G (it draws every pixel as f(z, i, j)), "
                              f"not the {self.arch} G")

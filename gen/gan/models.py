@@ -71,7 +71,9 @@ class TiledGenerator(nn.Module):
     Two options for scenes of several objects: `objects` layers drawn by the one stack, each
     a mask in its own colour, so one layer need only draw one object; and `radial`, each
     layer drawn about a centre from z with the distance from it as a coordinate, so a circle
-    is one unit rather than a polygon of half-planes.
+    is one unit rather than a polygon of half-planes. `box_distance` adds the L-infinity
+    distance, so a square is one unit too; its weights start at 0, as a G that starts
+    drawing boxes loses to D within the first thousand steps.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -91,6 +93,7 @@ class TiledGenerator(nn.Module):
         self.coords_in = nn.Linear(2, widths[0], bias=False)
         self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial else None
         self.radius_in = nn.Linear(1, widths[0], bias=False) if config.radial else None
+        self.box_in = nn.Linear(1, widths[0], bias=False) if config.box_distance else None
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
         # half a pixel, squared, under the radius's square root: bounds its gradient at the centre
@@ -108,6 +111,8 @@ class TiledGenerator(nn.Module):
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
         if self.centre_in is not None:  # every layer starts at the canvas centre, none at an edge
             nn.init.zeros_(self.centre_in.weight)
+        if self.box_in is not None:
+            nn.init.zeros_(self.box_in.weight)
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
                      shift: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -134,6 +139,8 @@ class TiledGenerator(nn.Module):
                 offset = coords - centres[:, index, None, None, :]
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
                 first = first + gain * self.radius_in(radius)
+                if self.box_in is not None:
+                    first = first + gain * self.box_in(offset.abs().amax(-1, keepdim=True))
             firsts.append(first)
         return firsts
 
