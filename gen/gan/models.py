@@ -73,7 +73,7 @@ class TiledGenerator(nn.Module):
     layer drawn about a centre from z with the distance from it as a coordinate, so a circle
     is one unit rather than a polygon of half-planes. `box_distance` adds the L-infinity
     distance, so a square is one unit too; its weights start at 0, as a G that starts
-    drawing boxes loses to D within the first thousand steps.
+    drawing boxes from random weights loses to D within about a thousand steps.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
