@@ -135,11 +135,12 @@ def _kinds(decoded: Decoded) -> dict:
     placed = decoded.placed
     kinds, pixels = decoded.placed_kinds[placed], decoded.placed_pixels[placed]
     squares_only = decoded.dataset == "squares"
+    square = KINDS.index("square")
     return {
-        "square_fraction": float(np.mean(kinds == KINDS.index("square"))) if placed.any() else math.nan,
+        "square_fraction": float(np.mean(kinds == square)) if placed.any() else math.nan,
         "square_fraction_reference": 1.0 if squares_only else 0.5,
         "mean_pixels": float(pixels.mean()) if placed.any() else math.nan,
-        "mean_pixels_reference": float(IDEAL_PIXELS[0] if squares_only else np.mean(IDEAL_PIXELS)),
+        "mean_pixels_reference": float(IDEAL_PIXELS[square] if squares_only else np.mean(IDEAL_PIXELS)),
     }
 
 
