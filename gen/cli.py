@@ -315,6 +315,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G with --radial: the L-infinity distance from each layer's centre as a "
                    "coordinate too, so a square is one unit as a circle is "
                    + _gan_help(lambda m: m.generator.box_distance) + ".")
+@click.option("--kind-coins/--no-kind-coins", default=None,
+              help="Tiled G with --radial: the sign of one latent entry per layer picks its distance, "
+                   "Euclidean (a disc) or L-infinity (a box), so the kind is a discrete choice "
+                   + _gan_help(lambda m: m.generator.kind_coins) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -340,15 +344,17 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, subpixel_jitter, objects, radial, box_distance, g_width, d_width, d_kernel, loss,
-              latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std, **options) -> None:
+              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, g_width, d_width,
+              d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
+              **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
         coordconv, coord_in, coord_layers, arch, options["data"],
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
-                   "objects": objects, "radial": radial, "box_distance": box_distance},
+                   "objects": objects, "radial": radial, "box_distance": box_distance,
+                   "kind_coins": kind_coins},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -16,6 +16,7 @@ from gen.gan.config import (
 )
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import Discriminator, MinibatchStd, build_generator
+from gen.gan.task import GANTask
 
 
 def count_coord_layers(module: torch.nn.Module) -> int:
@@ -267,6 +268,71 @@ def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_cen
     assert torch.allclose(first[0, :, :, 0], config.first_gain * box, atol=1e-5)
     with pytest.raises(ValueError, match="box distance needs radial layers"):
         GeneratorConfig(arch="tiled", box_distance=True)
+
+
+def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
+    """A layer whose coin (z's entry for it, from the end) is positive measures L-infinity
+    distance from its centre, a negative one Euclidean: a threshold draws a box or a disc.
+    Over the warm-up a box layer's distance turns from the one to the other."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=4, width=4, channels=3, objects=2,
+                             radial=True, kind_coins=True)
+    gen = build_generator(config)
+    z = torch.randn(2, 4)
+    z[:, 2:] = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])
+    assert torch.equal(gen.kinds(z), torch.tensor([[True, False], [False, True]]))
+    pixel = 2 / 31
+    rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    rows, cols = (rows - 18.5) * pixel, (cols - 10.5) * pixel  # centre at row 18.5, column 10.5
+    box = torch.maximum(rows.abs(), cols.abs())
+    disc = (rows.square() + cols.square() + gen.softening).sqrt()
+    with torch.no_grad():
+        for layer in (gen.latent_in, gen.coords_in):
+            layer.weight.zero_()
+        gen.latent_in.bias.zero_()
+        gen.radius_in.weight.fill_(1.0)
+        _fixed_centres(gen, torch.tensor([[3 * pixel, -5 * pixel]] * 2))
+        assert gen.kind_blend == 1  # a G built to sample draws boxes
+        for step, blend in [(250, 0.25), (config.kind_warmup, 1.0), (5 * config.kind_warmup, 1.0)]:
+            gen.warm_up_kinds(step)
+            firsts = gen.first_layers(gen.mapping(z), kinds=gen.kinds(z))
+            boxes = disc.lerp(box, blend)
+            for sample, layer, distance in [(0, 0, boxes), (0, 1, disc), (1, 0, disc), (1, 1, boxes)]:
+                assert torch.allclose(firsts[layer][sample, :, :, 0], config.first_gain * distance, atol=1e-5)
+    assert build_generator(replace(config, kind_coins=False)).kinds(z) is None
+    with pytest.raises(ValueError, match="kind coins need radial layers"):
+        GeneratorConfig(arch="tiled", kind_coins=True)
+    with pytest.raises(ValueError, match="a latent entry per object layer"):
+        GeneratorConfig(arch="tiled", latent_dim=1, objects=2, radial=True, kind_coins=True)
+    with pytest.raises(ValueError, match="kind warm-up must be at least 0"):
+        GeneratorConfig(arch="tiled", radial=True, kind_coins=True, kind_warmup=-1)
+
+
+def test_kind_coin_layers_start_apart_and_inside_the_canvas():
+    """Two layers started at one centre blend into one object of a mixed colour; they start
+    as far apart as the data's objects may be close, and away from the edges."""
+    for objects in (1, 2):
+        gen = build_generator(GeneratorConfig(arch="tiled", channels=3, objects=objects, radial=True,
+                                              kind_coins=True))
+        with torch.no_grad():
+            centres = torch.tanh(gen.centre_in(gen.mapping(torch.randn(5, 64)))).view(5, objects, 2)
+        assert torch.equal(centres, centres[:1].expand_as(centres))  # the same for every z at the start
+        pixels = centres[0] * 31.5
+        assert pixels.abs().max() <= 16
+        gaps = torch.pdist(pixels)
+        assert (gaps >= 20).all() and (objects > 1 or pixels.abs().max() == 0)
+
+
+def test_the_gan_task_warms_up_kind_coins_with_its_steps():
+    config = gan_preset(coordconv=True, data="shapes", generator={"kind_coins": True, "width": 2}).model
+    task = GANTask(config.for_data(3, 64), torch.device("cpu"))
+    real = torch.rand(4, 3, 64, 64) * 2 - 1
+    warmup = config.generator.kind_warmup
+    for step, blend in [(warmup // 4, 0.25), (warmup, 1.0)]:
+        task.train_step(real, step)
+        assert task.generator.kind_blend == blend
+        task.update_ema(step)
+        assert task.generator_ema.kind_blend == blend  # sampling draws what training drew
 
 
 def test_layers_are_screen_blended_onto_black_each_in_its_colour():

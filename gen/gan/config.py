@@ -37,6 +37,8 @@ class GeneratorConfig:
     objects: int = 1  # tiled: layers drawn by the per-pixel stack, each a mask in a colour from z
     radial: bool = False  # tiled: each layer drawn about a centre from z, with its distance as a coordinate
     box_distance: bool = False  # tiled radial: the L-infinity distance from the centre too
+    kind_coins: bool = False  # tiled radial: a coin from z per layer picks Euclidean or L-infinity distance
+    kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
@@ -52,6 +54,14 @@ class GeneratorConfig:
             raise InputError(f"objects and radial need the tiled G, not the {self.arch} G")
         if self.box_distance and not self.radial:
             raise InputError("box distance needs radial layers (--radial): it is measured from their centres")
+        if self.kind_coins and not self.radial:
+            raise InputError("kind coins need radial layers (--radial): they pick how a layer measures "
+                             "the distance from its centre")
+        if self.kind_coins and self.objects > self.latent_dim:
+            raise InputError(f"kind coins need a latent entry per object layer: {self.objects} layers, "
+                             f"latent_dim {self.latent_dim}")
+        if self.kind_warmup < 0:
+            raise InputError(f"kind warm-up must be at least 0 steps, got {self.kind_warmup}")
         if self.subpixel_jitter > 0 and self.arch != "tiled":
             raise InputError("subpixel jitter needs the tiled G (it draws every pixel as f(z, i, j)), "
                              f"not the {self.arch} G")
@@ -112,12 +122,15 @@ _TILED = GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0, subp
                    r1_gamma=10.0)
 # On the two-object shapes the tiled G draws each object as a layer of its own, about a centre
 # from z with the distance from it as a coordinate (a circle is then one unit, not a polygon
-# of half-planes): a narrower stack per layer keeps the two layers' step near the budget.
+# of half-planes): a narrower stack per layer keeps the two layers' step near the budget. A
+# coin from z per layer picks its distance, Euclidean or L-infinity, so each object is a disc
+# or a box: without it G draws one shape between the two kinds.
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(_TILED, Schedule(steps=4_000, lr_rampdown=0.3)),
     "tiled-shapes": Preset(
-        replace(_TILED, generator=replace(_TILED.generator, objects=2, radial=True, width=6)),
+        replace(_TILED, generator=replace(_TILED.generator, objects=2, radial=True, width=6,
+                                                    kind_coins=True)),
         Schedule(steps=2_500, lr_rampdown=0.3)),
 }
 

@@ -73,7 +73,10 @@ class TiledGenerator(nn.Module):
     layer drawn about a centre from z with the distance from it as a coordinate, so a circle
     is one unit rather than a polygon of half-planes. `box_distance` adds the L-infinity
     distance, so a square is one unit too; its weights start at 0, as a G that starts
-    drawing boxes from random weights loses to D within about a thousand steps.
+    drawing boxes from random weights loses to D within about a thousand steps. `kind_coins`
+    makes the kind a discrete input instead: the sign of one latent entry per layer picks
+    whether its distance is Euclidean (a disc) or L-infinity (a box), fed to the same unit,
+    because a continuous G otherwise draws the mean of a square and a circle.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -94,6 +97,8 @@ class TiledGenerator(nn.Module):
         self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial else None
         self.radius_in = nn.Linear(1, widths[0], bias=False) if config.radial else None
         self.box_in = nn.Linear(1, widths[0], bias=False) if config.box_distance else None
+        if config.kind_coins:  # how far box layers have turned from Euclidean to L-infinity distance
+            self.register_buffer("kind_blend", torch.ones(()))
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
         # half a pixel, squared, under the radius's square root: bounds its gradient at the centre
@@ -111,15 +116,36 @@ class TiledGenerator(nn.Module):
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
         if self.centre_in is not None:  # every layer starts at the canvas centre, none at an edge
             nn.init.zeros_(self.centre_in.weight)
+            if config.kind_coins and config.objects > 1:  # apart, or they blend into one object
+                angle = torch.arange(config.objects) * (2 * torch.pi / config.objects) + torch.pi / 4
+                start = 0.35 * torch.stack([angle.cos(), angle.sin()], 1)
+                with torch.no_grad():
+                    self.centre_in.bias.copy_(torch.atanh(start).flatten())
         if self.box_in is not None:
             nn.init.zeros_(self.box_in.weight)
 
+    def warm_up_kinds(self, step: int) -> None:
+        """Turn box layers from Euclidean to L-infinity distance over the first `kind_warmup`
+        training steps: a G handed sharp boxes at the start loses to D."""
+        if self.config.kind_coins:
+            warmup = self.config.kind_warmup
+            self.kind_blend.fill_(min(1.0, step / warmup) if warmup else 1.0)
+
+    def kinds(self, z: torch.Tensor) -> torch.Tensor | None:
+        """N x objects bools, True where a layer measures L-infinity distance (draws a box):
+        the signs of z's last `objects` entries, so each is a fair coin under either latent
+        distribution. None without `kind_coins`."""
+        if not self.config.kind_coins:
+            return None
+        return z[:, z.shape[1] - self.config.objects:] > 0
+
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
-                     shift: torch.Tensor | None = None) -> list[torch.Tensor]:
+                     shift: torch.Tensor | None = None,
+                     kinds: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The first 1x1 conv over [tiled mapped z, coords] times the gain, one N x H x W x C
         tensor per object layer. The gain scales both small terms before the broadcast sum,
         not the big result; a `shift` of the coordinates joins the per-sample term, as
-        coords_in is linear."""
+        coords_in is linear. `kinds` (from `kinds`) picks each layer's distance."""
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
@@ -138,6 +164,10 @@ class TiledGenerator(nn.Module):
             if self.centre_in is not None:
                 offset = coords - centres[:, index, None, None, :]
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
+                if kinds is not None:
+                    box = kinds[:, index, None, None, None]
+                    box_distance = radius.lerp(offset.abs().amax(-1, keepdim=True), self.kind_blend)
+                    radius = torch.where(box, box_distance, radius)
                 first = first + gain * self.radius_in(radius)
                 if self.box_in is not None:
                     first = first + gain * self.box_in(offset.abs().amax(-1, keepdim=True))
@@ -157,7 +187,7 @@ class TiledGenerator(nn.Module):
         if coords is not None and coords.dim() not in (3, 4):
             raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
         mapped = self.mapping(z)
-        layers = [self.layers(first) for first in self.first_layers(mapped, coords, shift)]
+        layers = [self.layers(first) for first in self.first_layers(mapped, coords, shift, self.kinds(z))]
         if self.config.objects == 1:
             return layers[0]
         alpha = (torch.stack(layers, 1) + 1) / 2
