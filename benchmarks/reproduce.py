@@ -35,8 +35,7 @@ ROWS = {
     # the conv GAN at about the CoordConv default's wall time: its steps are about 3x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
-    # the shapes preset before its kind coins (2026-11-29): one shape between a square and a circle
-    "gan-shapes-coordconv-no-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--no-kind-coins"],
+    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--kind-coins"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the CoordConv shapes default's wall time
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],

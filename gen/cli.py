@@ -317,7 +317,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.generator.box_distance) + ".")
 @click.option("--kind-coins/--no-kind-coins", default=None,
               help="Tiled G with --radial: the sign of one latent entry per layer picks its distance, "
-                   "Euclidean (a disc) or L-infinity (a box), so the kind is a discrete choice "
+                   "Euclidean (a disc) or L-infinity (a box), so each object is of one kind or the "
+                   "other, never between "
                    + _gan_help(lambda m: m.generator.kind_coins) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")

@@ -70,6 +70,7 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--subpixel-jitter", "0.5"], "subpixel jitter needs the tiled G"),
     (["--objects", "2"], "objects and radial need the tiled G"),
     (["--coordconv", "--box-distance"], "box distance needs radial layers"),
+    (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
 ])
 def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])

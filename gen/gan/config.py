@@ -122,15 +122,12 @@ _TILED = GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0, subp
                    r1_gamma=10.0)
 # On the two-object shapes the tiled G draws each object as a layer of its own, about a centre
 # from z with the distance from it as a coordinate (a circle is then one unit, not a polygon
-# of half-planes): a narrower stack per layer keeps the two layers' step near the budget. A
-# coin from z per layer picks its distance, Euclidean or L-infinity, so each object is a disc
-# or a box: without it G draws one shape between the two kinds.
+# of half-planes): a narrower stack per layer keeps the two layers' step near the budget.
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(_TILED, Schedule(steps=4_000, lr_rampdown=0.3)),
     "tiled-shapes": Preset(
-        replace(_TILED, generator=replace(_TILED.generator, objects=2, radial=True, width=6,
-                                                    kind_coins=True)),
+        replace(_TILED, generator=replace(_TILED.generator, objects=2, radial=True, width=6)),
         Schedule(steps=2_500, lr_rampdown=0.3)),
 }
 

@@ -74,9 +74,12 @@ class TiledGenerator(nn.Module):
     is one unit rather than a polygon of half-planes. `box_distance` adds the L-infinity
     distance, so a square is one unit too; its weights start at 0, as a G that starts
     drawing boxes from random weights loses to D within about a thousand steps. `kind_coins`
-    makes the kind a discrete input instead: the sign of one latent entry per layer picks
-    whether its distance is Euclidean (a disc) or L-infinity (a box), fed to the same unit,
-    because a continuous G otherwise draws the mean of a square and a circle.
+    makes the kind a discrete input instead, because a continuous G otherwise draws the mean
+    of a square and a circle: the sign of one latent entry per layer picks whether its
+    distance is Euclidean (a disc) or L-infinity (a box), fed to the same unit. Box layers
+    turn from the one distance to the other over the first `kind_warmup` steps (sharp boxes
+    from the start lose to D, as above), and the layers start apart (two layers started at
+    one centre blend into one object of a mixed colour).
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
