@@ -304,13 +304,17 @@ def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
         GeneratorConfig(arch="tiled", kind_coins=True)
     with pytest.raises(ValueError, match="a latent entry per object layer"):
         GeneratorConfig(arch="tiled", latent_dim=1, objects=2, radial=True, kind_coins=True)
+    with pytest.raises(ValueError, match="two ways to draw boxes"):
+        GeneratorConfig(arch="tiled", radial=True, kind_coins=True, box_distance=True)
     with pytest.raises(ValueError, match="kind warm-up must be at least 0"):
         GeneratorConfig(arch="tiled", radial=True, kind_coins=True, kind_warmup=-1)
 
 
 def test_kind_coin_layers_start_apart_and_inside_the_canvas():
-    """Two layers started at one centre blend into one object of a mixed colour; they start
-    as far apart as the data's objects may be close, and away from the edges."""
+    """Two layers started at one centre, or in one colour, blend into one object of a mixed
+    colour; they start as far apart as the data's objects may be close, away from the
+    edges, and each in a colour of its own."""
+    torch.manual_seed(0)
     for objects in (1, 2):
         gen = build_generator(GeneratorConfig(arch="tiled", channels=3, objects=objects, radial=True,
                                               kind_coins=True))
@@ -321,6 +325,9 @@ def test_kind_coin_layers_start_apart_and_inside_the_canvas():
         assert pixels.abs().max() <= 16
         gaps = torch.pdist(pixels)
         assert (gaps >= 20).all() and (objects > 1 or pixels.abs().max() == 0)
+        if objects > 1:
+            colours = gen.colour_in.bias.view(objects, 3)
+            assert not torch.allclose(colours[0], colours[1], atol=0.1)
 
 
 def test_the_gan_task_warms_up_kind_coins_with_its_steps():
@@ -331,8 +338,10 @@ def test_the_gan_task_warms_up_kind_coins_with_its_steps():
     for step, blend in [(warmup // 4, 0.25), (warmup, 1.0)]:
         task.train_step(real, step)
         assert task.generator.kind_blend == blend
-        task.update_ema(step)
         assert task.generator_ema.kind_blend == blend  # sampling draws what training drew
+        resumed = GANTask(config.for_data(3, 64), torch.device("cpu"))
+        resumed.load_state_dict(task.state_dict())
+        assert resumed.generator.kind_blend == blend and resumed.generator_ema.kind_blend == blend
 
 
 def test_layers_are_screen_blended_onto_black_each_in_its_colour():

@@ -57,6 +57,8 @@ class GeneratorConfig:
         if self.kind_coins and not self.radial:
             raise InputError("kind coins need radial layers (--radial): they pick how a layer measures "
                              "the distance from its centre")
+        if self.kind_coins and self.box_distance:
+            raise InputError("kind coins and the box distance are two ways to draw boxes: choose one")
         if self.kind_coins and self.objects > self.latent_dim:
             raise InputError(f"kind coins need a latent entry per object layer: {self.objects} layers, "
                              f"latent_dim {self.latent_dim}")

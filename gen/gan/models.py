@@ -78,8 +78,8 @@ class TiledGenerator(nn.Module):
     of a square and a circle: the sign of one latent entry per layer picks whether its
     distance is Euclidean (a disc) or L-infinity (a box), fed to the same unit. Box layers
     turn from the one distance to the other over the first `kind_warmup` steps (sharp boxes
-    from the start lose to D, as above), and the layers start apart (two layers started at
-    one centre blend into one object of a mixed colour).
+    from the start lose to D, as above), and the layers start apart and in colours of their
+    own (two layers started at one centre, or in one colour, blend into one object).
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -117,22 +117,22 @@ class TiledGenerator(nn.Module):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
-        if self.centre_in is not None:  # every layer starts at the canvas centre, none at an edge
+        if self.centre_in is not None:  # centres start the same for every z, none at an edge
             nn.init.zeros_(self.centre_in.weight)
-            if config.kind_coins and config.objects > 1:  # apart, or they blend into one object
-                angle = torch.arange(config.objects) * (2 * torch.pi / config.objects) + torch.pi / 4
-                start = 0.35 * torch.stack([angle.cos(), angle.sin()], 1)
-                with torch.no_grad():
-                    self.centre_in.bias.copy_(torch.atanh(start).flatten())
+        if config.kind_coins and config.objects > 1:  # layers apart and in colours of their own
+            angle = torch.arange(config.objects) * (2 * torch.pi / config.objects) + torch.pi / 4
+            start = 0.35 * torch.stack([angle.cos(), angle.sin()], 1)
+            with torch.no_grad():
+                self.centre_in.bias.copy_(torch.atanh(start).flatten())
+            nn.init.normal_(self.colour_in.bias)
         if self.box_in is not None:
             nn.init.zeros_(self.box_in.weight)
 
     def warm_up_kinds(self, step: int) -> None:
         """Turn box layers from Euclidean to L-infinity distance over the first `kind_warmup`
-        training steps: a G handed sharp boxes at the start loses to D."""
-        if self.config.kind_coins:
-            warmup = self.config.kind_warmup
-            self.kind_blend.fill_(min(1.0, step / warmup) if warmup else 1.0)
+        training steps (kind coins only): a G handed sharp boxes at the start loses to D."""
+        warmup = self.config.kind_warmup
+        self.kind_blend.fill_(min(1.0, step / warmup) if warmup else 1.0)
 
     def kinds(self, z: torch.Tensor) -> torch.Tensor | None:
         """N x objects bools, True where a layer measures L-infinity distance (draws a box):
@@ -140,7 +140,7 @@ class TiledGenerator(nn.Module):
         distribution. None without `kind_coins`."""
         if not self.config.kind_coins:
             return None
-        return z[:, z.shape[1] - self.config.objects:] > 0
+        return z[:, -self.config.objects:] > 0
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
                      shift: torch.Tensor | None = None,
@@ -148,7 +148,7 @@ class TiledGenerator(nn.Module):
         """The first 1x1 conv over [tiled mapped z, coords] times the gain, one N x H x W x C
         tensor per object layer. The gain scales both small terms before the broadcast sum,
         not the big result; a `shift` of the coordinates joins the per-sample term, as
-        coords_in is linear. `kinds` (from `kinds`) picks each layer's distance."""
+        coords_in is linear. `kinds` (`self.kinds(z)`) picks each layer's distance."""
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
