@@ -36,6 +36,8 @@ ROWS = {
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
     "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--kind-coins"],
+    "gan-shapes-coordconv-kind-coins-snapped": ["train", "gan", "--coordconv", "--data", "shapes",
+                                                "--kind-coins", "--snap-centres", "--subpixel-jitter", "0"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the CoordConv shapes default's wall time
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],

@@ -86,7 +86,11 @@ def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
         run = {**run, "fid_samples": 0}
     if "precision" not in run:  # runs from before the fast paths: fp32, NCHW, wherever resumed
         run = {**run, "precision": "fp32", "channels_last": False}
-    payload = {**payload, "config": {**payload["config"], "run": run}}
+    model = payload["config"]["model"]
+    generator = model.get("generator", {})
+    if generator.get("kind_coins") and "coin_box" not in generator:  # the first coins drew L-infinity boxes
+        model = {**model, "generator": {**generator, "coin_box": "linf"}}
+    payload = {**payload, "config": {**payload["config"], "run": run, "model": model}}
     return payload
 
 

@@ -317,9 +317,13 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.generator.box_distance) + ".")
 @click.option("--kind-coins/--no-kind-coins", default=None,
               help="Tiled G with --radial: the sign of one latent entry per layer picks its distance, "
-                   "Euclidean (a disc) or L-infinity (a box), so each object is of one kind or the "
+                   "Euclidean (a disc) or L4 (a box), so each object is of one kind or the "
                    "other, never between "
                    + _gan_help(lambda m: m.generator.kind_coins) + ".")
+@click.option("--snap-centres/--no-snap-centres", default=None,
+              help="Tiled G with --radial: each layer's centre rounded to the pixel grid, as the "
+                   "data's objects sit (the gradient passed straight through) "
+                   + _gan_help(lambda m: m.generator.snap_centres) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -345,8 +349,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, g_width, d_width,
-              d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
+              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, snap_centres, g_width,
+              d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
               **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
@@ -355,7 +359,7 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
                    "objects": objects, "radial": radial, "box_distance": box_distance,
-                   "kind_coins": kind_coins},
+                   "kind_coins": kind_coins, "snap_centres": snap_centres},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

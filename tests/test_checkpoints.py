@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from gen.checkpoint import FORMAT, Checkpoint, load_checkpoint, load_task, upgrade
 from gen.cli import main
+from gen.configs import from_dict
 from gen.errors import InputError
-from gen.gan.config import GAN_PRESETS
+from gen.gan.config import GAN_PRESETS, GANConfig
 from gen.sampling import sample_images
 
 OLD_SAMPLES = "samples-seed5.npz"
@@ -83,6 +84,18 @@ def test_upgrade_fills_format1_gan_fields_with_the_values_they_had():
     assert payload["format"] == FORMAT
     old = (generator["mapping_layers"], generator["first_gain"], generator["mapping_tanh"])
     assert old == (0, 1.0, False)
+
+
+def test_upgrade_keeps_the_l_infinity_boxes_of_the_first_kind_coins():
+    model = asdict(GAN_PRESETS["tiled-shapes"].model)
+    del model["generator"]["coin_box"]
+    for coins, box in [(True, "linf"), (False, "l4")]:
+        model["generator"]["kind_coins"] = coins
+        payload = upgrade({"format": 2, "kind": "gan", "config": {"run": {"steps": 5}, "model": model}})
+        config = from_dict(GANConfig, payload["config"]["model"])
+        assert config.generator.coin_box == box
+    vae = upgrade({"format": 2, "kind": "vae", "config": {"run": {}, "model": {"beta": 1.0}}})
+    assert vae["config"]["model"] == {"beta": 1.0}
 
 
 def test_load_task_returns_the_typed_checkpoint(vae_checkpoint):

@@ -1,11 +1,13 @@
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from gen.checkpoint import Checkpoint
 from gen.coordconv import AddCoords, coordinate_grid
+from gen.data.notsoclevr import KINDS
 from gen.gan.config import (
     GAN_PRESETS,
     DiscriminatorConfig,
@@ -17,6 +19,7 @@ from gen.gan.config import (
 from gen.gan.losses import discriminator_loss, generator_loss, r1_penalty
 from gen.gan.models import Discriminator, MinibatchStd, build_generator
 from gen.gan.task import GANTask
+from gen.geometry import decode, size_ok
 
 
 def count_coord_layers(module: torch.nn.Module) -> int:
@@ -244,6 +247,31 @@ def test_a_radial_layer_is_drawn_about_its_centre():
     assert not torch.allclose(moved, image, atol=1e-3)
 
 
+def test_snapped_centres_sit_on_pixel_centres_and_pass_the_gradient_straight_through():
+    """With snap_centres every centre is the nearest pixel centre of the unsnapped one, and
+    the centre head still learns: its gradient is that of the unsnapped centre."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=4, width=4, channels=3, objects=2,
+                             radial=True, snap_centres=True)
+    gen = build_generator(config)
+    nn.init.normal_(gen.centre_in.weight, std=0.5)
+    mapped = gen.mapping(torch.randn(6, 4))
+    snapped = gen.centres(mapped)
+    free = build_generator(replace(config, snap_centres=False))
+    free.load_state_dict(gen.state_dict())
+    unsnapped = free.centres(mapped)
+    pixels = (snapped + 1) * 31 / 2
+    assert torch.allclose(pixels, pixels.round(), atol=1e-4)
+    assert (pixels - (unsnapped + 1) * 31 / 2).abs().max() <= 0.5 + 1e-4
+    assert not torch.allclose(snapped, unsnapped)
+    weights = torch.randn_like(snapped)
+    grad, = torch.autograd.grad((snapped * weights).sum(), gen.centre_in.weight)
+    free_grad, = torch.autograd.grad((unsnapped * weights).sum(), free.centre_in.weight)
+    assert torch.allclose(grad, free_grad)
+    with pytest.raises(ValueError, match="snapping centres needs radial layers"):
+        GeneratorConfig(arch="tiled", snap_centres=True)
+
+
 def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_centre():
     """Its weights start at 0, so the G draws what it would without it; the feature itself is
     max(|row - centre row|, |column - centre column|): squares about the centre."""
@@ -271,8 +299,8 @@ def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_cen
 
 
 def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
-    """A layer whose coin (z's entry for it, from the end) is positive measures L-infinity
-    distance from its centre, a negative one Euclidean: a threshold draws a box or a disc.
+    """A layer whose coin (z's entry for it, from the end) is positive measures L4 distance
+    from its centre, a negative one Euclidean: a threshold draws a box or a disc.
     Over the warm-up a box layer's distance turns from the one to the other."""
     torch.manual_seed(0)
     config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=4, width=4, channels=3, objects=2,
@@ -284,7 +312,7 @@ def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
     pixel = 2 / 31
     rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     rows, cols = (rows - 18.5) * pixel, (cols - 10.5) * pixel  # centre at row 18.5, column 10.5
-    box = torch.maximum(rows.abs(), cols.abs())
+    box = (rows**4 + cols**4 + gen.softening**2) ** 0.25
     disc = (rows.square() + cols.square() + gen.softening).sqrt()
     with torch.no_grad():
         for layer in (gen.latent_in, gen.coords_in):
@@ -299,6 +327,10 @@ def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
             boxes = disc.lerp(box, blend)
             for sample, layer, distance in [(0, 0, boxes), (0, 1, disc), (1, 0, disc), (1, 1, boxes)]:
                 assert torch.allclose(firsts[layer][sample, :, :, 0], config.first_gain * distance, atol=1e-5)
+    offset = torch.stack([rows, cols], -1)[None]
+    assert torch.allclose(gen.box_distance(offset)[0, :, :, 0], box)
+    first_coins = build_generator(replace(config, coin_box="linf"))  # the checkpoints of 2026-12-01
+    assert torch.equal(first_coins.box_distance(offset)[0, :, :, 0], torch.maximum(rows.abs(), cols.abs()))
     assert build_generator(replace(config, kind_coins=False)).kinds(z) is None
     with pytest.raises(ValueError, match="kind coins need radial layers"):
         GeneratorConfig(arch="tiled", kind_coins=True)
@@ -306,6 +338,8 @@ def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
         GeneratorConfig(arch="tiled", latent_dim=1, objects=2, radial=True, kind_coins=True)
     with pytest.raises(ValueError, match="two ways to draw boxes"):
         GeneratorConfig(arch="tiled", radial=True, kind_coins=True, box_distance=True)
+    with pytest.raises(ValueError, match="unknown kind-coin box distance"):
+        GeneratorConfig(arch="tiled", radial=True, kind_coins=True, coin_box="l2")
     with pytest.raises(ValueError, match="kind warm-up must be at least 0"):
         GeneratorConfig(arch="tiled", radial=True, kind_coins=True, kind_warmup=-1)
 
@@ -328,6 +362,27 @@ def test_kind_coin_layers_start_apart_and_inside_the_canvas():
         if objects > 1:
             colours = gen.colour_in.bias.view(objects, 3)
             assert not torch.allclose(colours[0], colours[1], atol=0.1)
+
+
+def test_one_threshold_of_the_kind_coin_distances_draws_both_kinds_at_the_datas_sizes():
+    """At sub-pixel centres a disc is the data's circle for thresholds 4.6-4.75 px, an
+    L-infinity box the data's square only at exactly 4.5 px, an L4 box for 4.5-4.75 px: so
+    with the L4 box one threshold suits both kinds, as the coins share one radius unit."""
+    centres = torch.rand(400, 2) * 30 + 17
+    pixels = torch.arange(64.0)
+    dx = pixels.view(1, 1, -1) - centres[:, 0, None, None]
+    dy = pixels.view(1, -1, 1) - centres[:, 1, None, None]
+
+    def right(distance: torch.Tensor, threshold: float, kind: str) -> float:
+        objects = decode((distance < threshold).float() * 2 - 1, (-1, 1))
+        good = size_ok(objects) & (objects.kind == KINDS.index(kind))
+        return (np.bincount(objects.image[good], minlength=len(centres)) == 1).mean()
+
+    disc, quartic = (dx.square() + dy.square()).sqrt(), (dx**4 + dy**4) ** 0.25
+    box = torch.maximum(dx.abs(), dy.abs())
+    for threshold in (4.62, 4.68, 4.74):
+        assert right(disc, threshold, "circle") == 1 and right(quartic, threshold, "square") >= 0.99
+        assert right(box, threshold, "square") < 0.7
 
 
 def test_the_gan_task_warms_up_kind_coins_with_its_steps():

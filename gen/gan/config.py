@@ -17,6 +17,7 @@ from gen.errors import InputError
 ARCHS = ("dcgan", "tiled")
 LOSSES = ("nonsaturating", "hinge")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
+COIN_BOXES = ("l4", "linf")
 
 
 @dataclass
@@ -37,13 +38,16 @@ class GeneratorConfig:
     objects: int = 1  # tiled: layers drawn by the per-pixel stack, each a mask in a colour from z
     radial: bool = False  # tiled: each layer drawn about a centre from z, with its distance as a coordinate
     box_distance: bool = False  # tiled radial: the L-infinity distance from the centre too
-    kind_coins: bool = False  # tiled radial: a coin from z per layer picks Euclidean or L-infinity distance
+    kind_coins: bool = False  # tiled radial: a coin from z per layer picks Euclidean or L4 distance
     kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
+    coin_box: str = "l4"  # kind coins: the box layers' distance, "l4" or "linf" (the first coins')
+    snap_centres: bool = False  # tiled radial: centres rounded to the pixel grid (straight-through)
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
         check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
         check_choice("upsample", self.upsample, ("transpose", "nearest"))
+        check_choice("kind-coin box distance", self.coin_box, COIN_BOXES)
         if self.mapping_tanh and self.mapping_layers < 1:
             raise InputError("mapping_tanh needs mapping_layers >= 1")
         if self.subpixel_jitter < 0:
@@ -62,6 +66,8 @@ class GeneratorConfig:
         if self.kind_coins and self.objects > self.latent_dim:
             raise InputError(f"kind coins need a latent entry per object layer: {self.objects} layers, "
                              f"latent_dim {self.latent_dim}")
+        if self.snap_centres and not self.radial:
+            raise InputError("snapping centres needs radial layers (--radial): they are what has centres")
         if self.kind_warmup < 0:
             raise InputError(f"kind warm-up must be at least 0 steps, got {self.kind_warmup}")
         if self.subpixel_jitter > 0 and self.arch != "tiled":

@@ -76,10 +76,15 @@ class TiledGenerator(nn.Module):
     drawing boxes from random weights loses to D within about a thousand steps. `kind_coins`
     makes the kind a discrete input instead, because a continuous G otherwise draws the mean
     of a square and a circle: the sign of one latent entry per layer picks whether its
-    distance is Euclidean (a disc) or L-infinity (a box), fed to the same unit. Box layers
+    distance is Euclidean (a disc) or L4 (a box), fed to the same unit. L4, not L-infinity
+    (`coin_box`): at sub-pixel centres one threshold then draws both kinds at the data's
+    sizes. Box layers
     turn from the one distance to the other over the first `kind_warmup` steps (sharp boxes
     from the start lose to D, as above), and the layers start apart and in colours of their
     own (two layers started at one centre, or in one colour, blend into one object).
+    `snap_centres` rounds each centre to the nearest pixel centre, as the data's objects
+    sit, with the gradient passed straight through: at a pixel centre the thresholds that
+    draw both kinds at the data's sizes span half a pixel, off the grid under a fifth.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -100,7 +105,7 @@ class TiledGenerator(nn.Module):
         self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial else None
         self.radius_in = nn.Linear(1, widths[0], bias=False) if config.radial else None
         self.box_in = nn.Linear(1, widths[0], bias=False) if config.box_distance else None
-        if config.kind_coins:  # how far box layers have turned from Euclidean to L-infinity distance
+        if config.kind_coins:  # how far box layers have turned from Euclidean to L4 distance
             self.register_buffer("kind_blend", torch.ones(()))
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
@@ -129,18 +134,34 @@ class TiledGenerator(nn.Module):
             nn.init.zeros_(self.box_in.weight)
 
     def warm_up_kinds(self, step: int) -> None:
-        """Turn box layers from Euclidean to L-infinity distance over the first `kind_warmup`
+        """Turn box layers from Euclidean to L4 distance over the first `kind_warmup`
         training steps (kind coins only): a G handed sharp boxes at the start loses to D."""
         warmup = self.config.kind_warmup
         self.kind_blend.fill_(min(1.0, step / warmup) if warmup else 1.0)
 
     def kinds(self, z: torch.Tensor) -> torch.Tensor | None:
-        """N x objects bools, True where a layer measures L-infinity distance (draws a box):
+        """N x objects bools, True where a layer measures L4 distance (draws a box):
         the signs of z's last `objects` entries, so each is a fair coin under either latent
         distribution. None without `kind_coins`."""
         if not self.config.kind_coins:
             return None
         return z[:, -self.config.objects:] > 0
+
+    def centres(self, mapped: torch.Tensor) -> torch.Tensor:
+        """N x objects x 2 layer centres in [-1, 1] (row, column) from the mapped z (radial
+        layers only), on the pixel grid with `snap_centres`."""
+        centres = torch.tanh(self.centre_in(mapped)).view(len(mapped), self.config.objects, 2)
+        if self.config.snap_centres:
+            pitch = 2 / (self.config.resolution - 1)
+            centres = centres + (((centres + 1) / pitch).round() * pitch - 1 - centres).detach()
+        return centres
+
+    def box_distance(self, offset: torch.Tensor) -> torch.Tensor:
+        """A kind-coin box layer's distance from its centre, of N x H x W x 2 offsets: L4,
+        softened at the centre as the radius is, or L-infinity (`coin_box`)."""
+        if self.config.coin_box == "linf":
+            return offset.abs().amax(-1, keepdim=True)
+        return (offset.square().square().sum(-1, keepdim=True) + self.softening**2).sqrt().sqrt()
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
                      shift: torch.Tensor | None = None,
@@ -154,7 +175,7 @@ class TiledGenerator(nn.Module):
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
         shift = None if shift is None else shift * (2 / (self.config.resolution - 1))
         if self.centre_in is not None:
-            centres = torch.tanh(self.centre_in(mapped)).view(len(mapped), self.config.objects, 2)
+            centres = self.centres(mapped)
             if shift is not None:
                 centres = centres - shift[:, None]
             latent = latent - self.coords_in(centres)
@@ -169,8 +190,7 @@ class TiledGenerator(nn.Module):
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
                 if kinds is not None:
                     box = kinds[:, index, None, None, None]
-                    box_distance = radius.lerp(offset.abs().amax(-1, keepdim=True), self.kind_blend)
-                    radius = torch.where(box, box_distance, radius)
+                    radius = torch.where(box, radius.lerp(self.box_distance(offset), self.kind_blend), radius)
                 first = first + gain * self.radius_in(radius)
                 if self.box_in is not None:
                     first = first + gain * self.box_in(offset.abs().amax(-1, keepdim=True))
