@@ -24,7 +24,15 @@ from gen.configs import (
     given,
 )
 from gen.errors import InputError, RunStopped
-from gen.gan.config import ARCHS, GAN_PRESETS, LATENT_DISTRIBUTIONS, LOSSES, gan_preset, preset_label
+from gen.gan.config import (
+    ARCHS,
+    COIN_BOXES,
+    GAN_PRESETS,
+    LATENT_DISTRIBUTIONS,
+    LOSSES,
+    gan_preset,
+    preset_label,
+)
 from gen.vae.config import DECODERS, LIKELIHOODS, VAE_PRESET, default_decoder, default_likelihood, vae_preset
 
 
@@ -320,9 +328,12 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    "Euclidean (a disc) or L4 (a box), so each object is of one kind or the "
                    "other, never between "
                    + _gan_help(lambda m: m.generator.kind_coins) + ".")
+@click.option("--coin-box", type=click.Choice(COIN_BOXES), default=None,
+              help="Kind coins: the box layers' distance, L4 or L-infinity (the first coins') "
+                   + _gan_help(lambda m: m.generator.coin_box) + ".")
 @click.option("--snap-centres/--no-snap-centres", default=None,
               help="Tiled G with --radial: each layer's centre rounded to the pixel grid, as the "
-                   "data's objects sit (the gradient passed straight through) "
+                   "data's objects sit (the gradient passed straight through; needs --subpixel-jitter 0) "
                    + _gan_help(lambda m: m.generator.snap_centres) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
@@ -349,9 +360,9 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, snap_centres, g_width,
-              d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
-              **options) -> None:
+              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, coin_box, snap_centres,
+              g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps,
+              minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
@@ -359,7 +370,7 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
                    "objects": objects, "radial": radial, "box_distance": box_distance,
-                   "kind_coins": kind_coins, "snap_centres": snap_centres},
+                   "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -71,6 +71,8 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--objects", "2"], "objects and radial need the tiled G"),
     (["--coordconv", "--box-distance"], "box distance needs radial layers"),
     (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
+    (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
+    (["--coordconv", "--data", "shapes", "--snap-centres"], "add --subpixel-jitter 0"),
 ])
 def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])

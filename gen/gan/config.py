@@ -68,6 +68,9 @@ class GeneratorConfig:
                              f"latent_dim {self.latent_dim}")
         if self.snap_centres and not self.radial:
             raise InputError("snapping centres needs radial layers (--radial): they are what has centres")
+        if self.snap_centres and self.subpixel_jitter > 0:
+            raise InputError("snapped centres and sub-pixel jitter: jittered fakes are off the pixel grid "
+                             "again; add --subpixel-jitter 0")
         if self.kind_warmup < 0:
             raise InputError(f"kind warm-up must be at least 0 steps, got {self.kind_warmup}")
         if self.subpixel_jitter > 0 and self.arch != "tiled":

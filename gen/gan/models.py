@@ -149,14 +149,15 @@ class TiledGenerator(nn.Module):
 
     def centres(self, mapped: torch.Tensor) -> torch.Tensor:
         """N x objects x 2 layer centres in [-1, 1] (row, column) from the mapped z (radial
-        layers only), on the pixel grid with `snap_centres`."""
-        centres = torch.tanh(self.centre_in(mapped)).view(len(mapped), self.config.objects, 2)
+        layers only), on the pixel grid with `snap_centres`: rounded in fp32, as a bf16 centre
+        can be a tenth of a pixel off."""
+        centres = torch.tanh(self.centre_in(mapped).float()).view(len(mapped), self.config.objects, 2)
         if self.config.snap_centres:
             pitch = 2 / (self.config.resolution - 1)
             centres = centres + (((centres + 1) / pitch).round() * pitch - 1 - centres).detach()
         return centres
 
-    def box_distance(self, offset: torch.Tensor) -> torch.Tensor:
+    def coin_box_distance(self, offset: torch.Tensor) -> torch.Tensor:
         """A kind-coin box layer's distance from its centre, of N x H x W x 2 offsets: L4,
         softened at the centre as the radius is, or L-infinity (`coin_box`)."""
         if self.config.coin_box == "linf":
@@ -190,7 +191,8 @@ class TiledGenerator(nn.Module):
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
                 if kinds is not None:
                     box = kinds[:, index, None, None, None]
-                    radius = torch.where(box, radius.lerp(self.box_distance(offset), self.kind_blend), radius)
+                    box_distance = radius.lerp(self.coin_box_distance(offset), self.kind_blend)
+                    radius = torch.where(box, box_distance, radius)
                 first = first + gain * self.radius_in(radius)
                 if self.box_in is not None:
                     first = first + gain * self.box_in(offset.abs().amax(-1, keepdim=True))
