@@ -78,10 +78,10 @@ class TiledGenerator(nn.Module):
     of a square and a circle: the sign of one latent entry per layer picks whether its
     distance is Euclidean (a disc) or L4 (a box), fed to the same unit. L4, not L-infinity
     (`coin_box`): at sub-pixel centres one threshold then draws both kinds at the data's
-    sizes. Box layers
-    turn from the one distance to the other over the first `kind_warmup` steps (sharp boxes
-    from the start lose to D, as above), and the layers start apart and in colours of their
-    own (two layers started at one centre, or in one colour, blend into one object).
+    sizes. Box layers turn from the one distance to the other over the first `kind_warmup`
+    steps (sharp boxes from the start lose to D, as above), and the layers start apart and
+    in colours of their own (two layers started at one centre, or in one colour, blend into
+    one object).
     `snap_centres` rounds each centre to the nearest pixel centre, as the data's objects
     sit, with the gradient passed straight through: at a pixel centre the thresholds that
     draw both kinds at the data's sizes span half a pixel, off the grid under a fifth.
