@@ -109,6 +109,7 @@ class TiledGenerator(nn.Module):
             self.register_buffer("kind_blend", torch.ones(()))
         grid = coordinate_grid((config.resolution, config.resolution)).permute(1, 2, 0)
         self.register_buffer("coords", grid.contiguous(), persistent=False)
+        self.pixel = 2 / (config.resolution - 1)  # one pixel in the [-1, 1] coordinates
         # half a pixel, squared, under the radius's square root: bounds its gradient at the centre
         self.softening = (1 / (config.resolution - 1)) ** 2
         layers: list[nn.Module] = []
@@ -153,8 +154,7 @@ class TiledGenerator(nn.Module):
         can be a tenth of a pixel off."""
         centres = torch.tanh(self.centre_in(mapped).float()).view(len(mapped), self.config.objects, 2)
         if self.config.snap_centres:
-            pitch = 2 / (self.config.resolution - 1)
-            centres = centres + (((centres + 1) / pitch).round() * pitch - 1 - centres).detach()
+            centres = centres + (((centres + 1) / self.pixel).round() * self.pixel - 1 - centres).detach()
         return centres
 
     def coin_box_distance(self, offset: torch.Tensor) -> torch.Tensor:
@@ -174,7 +174,7 @@ class TiledGenerator(nn.Module):
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
-        shift = None if shift is None else shift * (2 / (self.config.resolution - 1))
+        shift = None if shift is None else shift * self.pixel
         if self.centre_in is not None:
             centres = self.centres(mapped)
             if shift is not None:
