@@ -27,6 +27,7 @@ from gen.errors import InputError, RunStopped
 from gen.gan.config import (
     ARCHS,
     COIN_BOXES,
+    COLOUR_STARTS,
     GAN_PRESETS,
     LATENT_DISTRIBUTIONS,
     LOSSES,
@@ -335,6 +336,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G with --radial: each layer's centre rounded to the pixel grid, as the "
                    "data's objects sit (the gradient passed straight through; needs --subpixel-jitter 0) "
                    + _gan_help(lambda m: m.generator.snap_centres) + ".")
+@click.option("--colour-start", type=click.Choice(COLOUR_STARTS), default=None,
+              help="Tiled G with several --objects: each layer's colour starts drawn at random, or "
+                   "from the data (its lit pixels' colours, clustered one per layer) "
+                   + _gan_help(lambda m: m.generator.colour_start) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -361,8 +366,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
               latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, coin_box, snap_centres,
-              g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps,
-              minibatch_std, **options) -> None:
+              colour_start, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup,
+              g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
@@ -370,7 +375,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
                    "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
                    "objects": objects, "radial": radial, "box_distance": box_distance,
-                   "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres},
+                   "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres,
+                   "colour_start": colour_start},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

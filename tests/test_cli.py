@@ -73,6 +73,7 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
     (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
     (["--coordconv", "--data", "shapes", "--snap-centres"], "add --subpixel-jitter 0"),
+    (["--coordconv", "--colour-start", "data"], "colours from the data need several object layers"),
 ])
 def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])

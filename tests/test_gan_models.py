@@ -8,6 +8,7 @@ from torch import nn
 from gen.checkpoint import Checkpoint
 from gen.coordconv import AddCoords, coordinate_grid
 from gen.data.notsoclevr import KINDS
+from gen.errors import InputError
 from gen.gan.config import (
     GAN_PRESETS,
     DiscriminatorConfig,
@@ -303,6 +304,31 @@ def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_cen
     assert torch.allclose(first[0, :, :, 0], config.first_gain * box, atol=1e-5)
     with pytest.raises(ValueError, match="box distance needs radial layers"):
         GeneratorConfig(arch="tiled", box_distance=True)
+
+
+def test_colours_from_the_data_start_each_layer_in_its_colour_held_off_the_sigmoids_ends():
+    config = GeneratorConfig(arch="tiled", channels=3, objects=2, radial=True, latent_dim=8, width=2,
+                             colour_start="data", start_colours=((1, 0, 0), (0.5, 0.3, 0.9)))
+    gen = build_generator(config)
+    start = torch.sigmoid(gen.colour_in.bias).view(2, 3)
+    assert torch.allclose(start, torch.tensor([[0.8, 0.2, 0.2], [0.5, 0.3, 0.8]]))
+    assert config.start_colours == ((1.0, 0.0, 0.0), (0.5, 0.3, 0.9))
+    with pytest.raises(ValueError, match="need 2 start colours of 3 channels"):
+        build_generator(replace(config, start_colours=()))
+    with pytest.raises(ValueError, match="need 2 start colours of 3 channels"):
+        build_generator(replace(config, start_colours=((1, 0), (0, 1))))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"colour_start": "data"}, "colours from the data need several object layers"),
+    ({"objects": 2, "start_colours": ((1, 0, 0), (0, 0, 1))}, "they need colour_start 'data'"),
+    ({"objects": 2, "colour_start": "data", "start_colours": ((1, 0, 0),)}, "1 start colours for 2 object"),
+    ({"objects": 2, "colour_start": "data", "start_colours": ((1, 0, 0), (0, 0, 2))}, "must be in .0, 1."),
+    ({"objects": 2, "colour_start": "sampled"}, "unknown colour start 'sampled'"),
+])
+def test_start_colour_settings_that_cannot_hold_are_input_errors(fields, message):
+    with pytest.raises(InputError, match=message):
+        GeneratorConfig(arch="tiled", **fields)
 
 
 def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():

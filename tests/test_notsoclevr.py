@@ -1,6 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
+from gen.data.colours import object_colours
 from gen.data.notsoclevr import (
     NotSoClevr,
     make_shapes,
@@ -8,6 +10,8 @@ from gen.data.notsoclevr import (
     one_hot_maps,
     render_squares,
 )
+from gen.errors import InputError
+from gen.images import to_model_range
 
 
 def test_squares_counts_and_centre_range():
@@ -131,3 +135,28 @@ def test_image_range_helpers_round_trip():
     assert floats.min() == -1 and floats.max() == 1
     assert (to_uint8(floats) == pixels.permute(0, 2, 3, 1).numpy()).all()
     assert torch.equal(from_uint8(pixels.permute(0, 2, 3, 1)), floats)
+
+
+def test_object_colours_are_the_shapes_red_and_blue_red_first():
+    images = to_model_range(make_shapes(64, seed=0).images)
+    assert object_colours(images, 2) == ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+
+
+def test_object_colours_are_the_means_of_the_lit_pixels_clusters_and_skip_the_dark_ones():
+    """Two noisy colours over a dark background with dim specks: the k-means centres are the
+    two colours' means, whatever the share of each."""
+    noise = torch.Generator().manual_seed(0)
+    green = torch.tensor([0.1, 0.9, 0.2]) + 0.03 * torch.randn(3000, 3, generator=noise)
+    orange = torch.tensor([0.9, 0.6, 0.1]) + 0.03 * torch.randn(1000, 3, generator=noise)
+    dark = 0.3 * torch.rand(4000, 3, generator=noise)
+    pixels = torch.cat([green, orange, dark]).clamp(0, 1)
+    images = (pixels * 2 - 1).T.reshape(1, 3, 80, 100)
+    (first, second) = object_colours(images, 2, seed=1)
+    assert np.allclose(first, orange.mean(0).clamp(0, 1), atol=0.01)
+    assert np.allclose(second, green.mean(0).clamp(0, 1), atol=0.01)
+
+
+def test_object_colours_need_as_many_lit_colours_as_layers():
+    squares = to_model_range(make_squares().images[:16])
+    with pytest.raises(InputError, match="hold 1 colour\\(s\\), fewer than the 2 object layers"):
+        object_colours(squares, 2)

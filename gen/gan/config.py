@@ -18,6 +18,7 @@ ARCHS = ("dcgan", "tiled")
 LOSSES = ("nonsaturating", "hinge")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 COIN_BOXES = ("l4", "linf")
+COLOUR_STARTS = ("drawn", "data")
 
 
 @dataclass
@@ -42,12 +43,16 @@ class GeneratorConfig:
     kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
     coin_box: str = "l4"  # kind coins: the box layers' distance, "l4" or "linf" (the first coins')
     snap_centres: bool = False  # tiled radial: centres rounded to the pixel grid (straight-through)
+    colour_start: str = "drawn"  # several layers: their colours start "drawn" at random or from the "data"
+    start_colours: tuple[tuple[float, ...], ...] = ()  # colour_start "data": one per layer, measured
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
         check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
         check_choice("upsample", self.upsample, ("transpose", "nearest"))
         check_choice("kind-coin box distance", self.coin_box, COIN_BOXES)
+        check_choice("colour start", self.colour_start, COLOUR_STARTS)
+        self.start_colours = tuple(tuple(float(value) for value in colour) for colour in self.start_colours)
         if self.mapping_tanh and self.mapping_layers < 1:
             raise InputError("mapping_tanh needs mapping_layers >= 1")
         if self.subpixel_jitter < 0:
@@ -71,6 +76,15 @@ class GeneratorConfig:
         if self.snap_centres and self.subpixel_jitter > 0:
             raise InputError("snapped centres and sub-pixel jitter: jittered fakes are off the pixel grid "
                              "again; add --subpixel-jitter 0")
+        if self.colour_start == "data" and self.objects < 2:
+            raise InputError("colours from the data need several object layers (--objects 2 or more): "
+                             "one layer's colour is the stack's output")
+        if self.start_colours and self.colour_start != "data":
+            raise InputError("start colours are measured from the data: they need colour_start 'data'")
+        if self.start_colours and len(self.start_colours) != self.objects:
+            raise InputError(f"{len(self.start_colours)} start colours for {self.objects} object layers")
+        if any(not 0 <= value <= 1 for colour in self.start_colours for value in colour):
+            raise InputError(f"start colours must be in [0, 1], got {self.start_colours}")
         if self.kind_warmup < 0:
             raise InputError(f"kind warm-up must be at least 0 steps, got {self.kind_warmup}")
         if self.subpixel_jitter > 0 and self.arch != "tiled":
@@ -114,6 +128,10 @@ class GANConfig:
         check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
         if self.ema_rampup <= 0:
             raise InputError(f"ema_rampup must be positive, got {self.ema_rampup}")
+
+    def with_start_colours(self, colours: tuple[tuple[float, ...], ...]) -> GANConfig:
+        """The same GAN with its G's layer colours to start from (measured from the data)."""
+        return replace(self, generator=replace(self.generator, start_colours=colours))
 
     def for_data(self, channels: int, resolution: int) -> GANConfig:
         """The same GAN sized for images of this channel count and resolution."""

@@ -81,7 +81,8 @@ class TiledGenerator(nn.Module):
     sizes. Box layers turn from the one distance to the other over the first `kind_warmup`
     steps (sharp boxes from the start lose to D, as above), and the layers start apart and
     in colours of their own (two layers started at one centre, or in one colour, blend into
-    one object).
+    one object); `colour_start` "data" takes those colours from the data, as a drawn colour
+    far from every object's (green, on red and blue shapes) can take both layers to one.
     `snap_centres` rounds each centre to the nearest pixel centre, as the data's objects
     sit, with the gradient passed straight through: at a pixel centre the thresholds that
     draw both kinds at the data's sizes span half a pixel, off the grid under a fifth.
@@ -130,9 +131,22 @@ class TiledGenerator(nn.Module):
             start = 0.35 * torch.stack([angle.cos(), angle.sin()], 1)
             with torch.no_grad():
                 self.centre_in.bias.copy_(torch.atanh(start).flatten())
-            nn.init.normal_(self.colour_in.bias)
+            if config.colour_start == "drawn":
+                nn.init.normal_(self.colour_in.bias)
+        if config.colour_start == "data":
+            self.start_colours_from(config.start_colours)
         if self.box_in is not None:
             nn.init.zeros_(self.box_in.weight)
+
+    @torch.no_grad()
+    def start_colours_from(self, colours: tuple[tuple[float, ...], ...]) -> None:
+        """Start each layer in a colour measured from the data, held off the sigmoid's flat
+        ends (0.2 to 0.8), where its gradient vanishes."""
+        if len(colours) != self.config.objects or any(len(c) != self.config.channels for c in colours):
+            raise ValueError(f"need {self.config.objects} start colours of {self.config.channels} channels "
+                             f"(measured from the data as a run starts), got {colours}")
+        start = torch.tensor(colours).clamp(0.2, 0.8)
+        self.colour_in.bias.copy_(torch.logit(start).flatten())
 
     def warm_up_kinds(self, step: int) -> None:
         """Turn box layers from Euclidean to L4 distance over the first `kind_warmup`
