@@ -35,9 +35,16 @@ ROWS = {
     # the conv GAN at about the CoordConv default's wall time: its steps are about 3x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
-    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--kind-coins"],
+    # the shapes presets before it: two radial layers (2026-11-29), then kind coins with L4
+    # boxes, unsnapped and snapped, in drawn colours (2026-12-02)
+    "gan-shapes-coordconv-radial": ["train", "gan", "--coordconv", "--data", "shapes", "--no-kind-coins",
+                                    "--no-snap-centres", "--subpixel-jitter", "0.5",
+                                    "--colour-start", "drawn"],
+    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes",
+                                        "--no-snap-centres", "--subpixel-jitter", "0.5",
+                                        "--colour-start", "drawn"],
     "gan-shapes-coordconv-kind-coins-snapped": ["train", "gan", "--coordconv", "--data", "shapes",
-                                                "--kind-coins", "--snap-centres", "--subpixel-jitter", "0"],
+                                                "--colour-start", "drawn"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the CoordConv shapes default's wall time
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],

@@ -420,7 +420,8 @@ def test_one_threshold_of_the_kind_coin_distances_draws_both_kinds_at_the_datas_
 
 
 def test_the_gan_task_warms_up_kind_coins_with_its_steps():
-    config = gan_preset(coordconv=True, data="shapes", generator={"kind_coins": True, "width": 2}).model
+    config = gan_preset(coordconv=True, data="shapes", generator={"width": 2}).model
+    config = config.with_start_colours(((1, 0, 0), (0, 0, 1)))
     task = GANTask(config.for_data(3, 64), torch.device("cpu"))
     real = torch.rand(4, 3, 64, 64) * 2 - 1
     warmup = config.generator.kind_warmup

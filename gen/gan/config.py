@@ -152,12 +152,15 @@ _TILED = GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0, subp
 # On the two-object shapes the tiled G draws each object as a layer of its own, about a centre
 # from z with the distance from it as a coordinate (a circle is then one unit, not a polygon
 # of half-planes): a narrower stack per layer keeps the two layers' step near the budget.
+# A coin from z picks each layer's kind (a continuous G draws the mean of a square and a
+# circle), its centre sits on the pixel grid as the data's do (so no jitter), and its colour
+# starts at the data's (a drawn colour can merge the two layers into one object).
+_SHAPES = replace(_TILED.generator, objects=2, radial=True, width=6, kind_coins=True, snap_centres=True,
+                  subpixel_jitter=0.0, colour_start="data")
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(_TILED, Schedule(steps=4_000, lr_rampdown=0.3)),
-    "tiled-shapes": Preset(
-        replace(_TILED, generator=replace(_TILED.generator, objects=2, radial=True, width=6)),
-        Schedule(steps=2_500, lr_rampdown=0.3)),
+    "tiled-shapes": Preset(replace(_TILED, generator=_SHAPES), Schedule(steps=2_500, lr_rampdown=0.3)),
 }
 
 

@@ -143,8 +143,9 @@ class TiledGenerator(nn.Module):
         """Start each layer in a colour measured from the data, held off the sigmoid's flat
         ends (0.2 to 0.8), where its gradient vanishes."""
         if len(colours) != self.config.objects or any(len(c) != self.config.channels for c in colours):
-            raise ValueError(f"need {self.config.objects} start colours of {self.config.channels} channels "
-                             f"(measured from the data as a run starts), got {colours}")
+            raise ValueError(f"need {self.config.objects} start colours of {self.config.channels} channels, "
+                             f"got {colours}: measure them with gen.data.colours.object_colours, as a "
+                             "run does as it starts")
         start = torch.tensor(colours).clamp(0.2, 0.8)
         self.colour_in.bias.copy_(torch.logit(start).flatten())
 
