@@ -46,7 +46,7 @@ ROWS = {
     "gan-shapes-coordconv-kind-coins-snapped": ["train", "gan", "--coordconv", "--data", "shapes",
                                                 "--colour-start", "drawn"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
-    # the conv GAN at about the CoordConv shapes default's wall time
+    # the conv GAN at about the wall time of the CoordConv shapes default of 2026-11-29 (two radial layers)
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],
     "vae-squares-coordconv": ["train", "vae", "--coordconv", "--split", "uniform"],
     "vae-squares-conv": ["train", "vae", "--split", "uniform"],

@@ -337,8 +337,9 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    "data's objects sit (the gradient passed straight through; needs --subpixel-jitter 0) "
                    + _gan_help(lambda m: m.generator.snap_centres) + ".")
 @click.option("--colour-start", type=click.Choice(COLOUR_STARTS), default=None,
-              help="Tiled G with several --objects: each layer's colour starts drawn at random, or "
-                   "from the data (its lit pixels' colours, clustered one per layer) "
+              help="Tiled G with several --objects: each layer's colour starts drawn (at random with "
+                   "--kind-coins, else grey), or from the data (its lit pixels' colours, clustered "
+                   "one per layer) "
                    + _gan_help(lambda m: m.generator.colour_start) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")

@@ -72,8 +72,9 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--coordconv", "--box-distance"], "box distance needs radial layers"),
     (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
     (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
-    (["--coordconv", "--data", "shapes", "--snap-centres"], "add --subpixel-jitter 0"),
+    (["--coordconv", "--data", "shapes", "--subpixel-jitter", "0.5"], "add --subpixel-jitter 0 or --no-snap"),
     (["--coordconv", "--colour-start", "data"], "colours from the data need several object layers"),
+    (["--coordconv", "--data", "shapes", "--objects", "3"], "2 colour(s), fewer than the 3 object layers"),
 ])
 def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])

@@ -144,13 +144,14 @@ def test_object_colours_are_the_shapes_red_and_blue_red_first():
 
 def test_object_colours_are_the_means_of_the_lit_pixels_clusters_and_skip_the_dark_ones():
     """Two noisy colours over a dark background with dim specks: the k-means centres are the
-    two colours' means, whatever the share of each."""
+    two colours' means, whatever the share of each, also from a subsample of more lit pixels
+    than are clustered."""
     noise = torch.Generator().manual_seed(0)
-    green = torch.tensor([0.1, 0.9, 0.2]) + 0.03 * torch.randn(3000, 3, generator=noise)
-    orange = torch.tensor([0.9, 0.6, 0.1]) + 0.03 * torch.randn(1000, 3, generator=noise)
-    dark = 0.3 * torch.rand(4000, 3, generator=noise)
+    green = torch.tensor([0.1, 0.9, 0.2]) + 0.03 * torch.randn(180_000, 3, generator=noise)
+    orange = torch.tensor([0.9, 0.6, 0.1]) + 0.03 * torch.randn(60_000, 3, generator=noise)
+    dark = 0.3 * torch.rand(60_000, 3, generator=noise)
     pixels = torch.cat([green, orange, dark]).clamp(0, 1)
-    images = (pixels * 2 - 1).T.reshape(1, 3, 80, 100)
+    images = (pixels * 2 - 1).T.reshape(3, 3, 200, 500).transpose(0, 1)
     (first, second) = object_colours(images, 2, seed=1)
     assert np.allclose(first, orange.mean(0).clamp(0, 1), atol=0.01)
     assert np.allclose(second, green.mean(0).clamp(0, 1), atol=0.01)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen import runs
-from gen.checkpoint import load_checkpoint
+from gen.checkpoint import load_checkpoint, load_task
 from gen.cli import main
 from gen.configs import RunConfig
 from gen.data import natural
@@ -179,7 +179,8 @@ def test_resume_continues_identically(tmp_path, tiny_run, tiny_gan):
 
 
 def test_the_shapes_preset_trains_and_resumes_identically(tmp_path, tiny_run):
-    """The tiled G of the shapes preset (two layers, each about a centre from z) at toy widths."""
+    """The tiled G of the shapes preset (two layers, each about a snapped centre from z, a kind
+    coin each, in the data's colours) at toy widths."""
     model = gan_preset(coordconv=True, data="shapes", generator={"width": 2, "latent_dim": 8},
                        discriminator={"width": 4}).model
     run = tiny_run(data="shapes", steps=4, eval_every=100)
@@ -189,6 +190,7 @@ def test_the_shapes_preset_trains_and_resumes_identically(tmp_path, tiny_run):
     assert_same_gan_weights(straight, resumed)
     saved = load_checkpoint(straight).model.generator
     assert (saved.objects, saved.radial, saved.channels) == (2, True, 3)
+    assert saved.kind_coins and saved.snap_centres and len(saved.start_colours) == 2
 
 
 def test_a_run_with_colours_from_the_data_starts_its_layers_in_the_shapes_red_and_blue(tmp_path, tiny_run):
@@ -199,9 +201,10 @@ def test_a_run_with_colours_from_the_data_starts_its_layers_in_the_shapes_red_an
     prepared = runs.prepare_start(tiny_run(data="shapes", steps=2, eval_every=100), model, tmp_path / "run")
     start = torch.sigmoid(prepared.task.generator.colour_in.bias).view(2, 3)
     assert torch.allclose(start, torch.tensor([[0.8, 0.2, 0.2], [0.2, 0.2, 0.8]]))
-    saved = load_checkpoint(prepared.train().checkpoint)
+    loaded, saved = load_task(prepared.train().checkpoint, torch.device("cpu"))
     assert saved.model.generator.start_colours == ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))
-    assert runs.resume(tmp_path / "run", steps=3).exists()
+    trained = prepared.task.generator.colour_in.bias
+    assert torch.equal(loaded.generator.colour_in.bias, trained)
 
 
 def test_evaluating_more_often_leaves_the_training_unchanged(tmp_path, tiny_run, tiny_gan):

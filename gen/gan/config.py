@@ -43,7 +43,7 @@ class GeneratorConfig:
     kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
     coin_box: str = "l4"  # kind coins: the box layers' distance, "l4" or "linf" (the first coins')
     snap_centres: bool = False  # tiled radial: centres rounded to the pixel grid (straight-through)
-    colour_start: str = "drawn"  # several layers: their colours start "drawn" at random or from the "data"
+    colour_start: str = "drawn"  # several layers: colours "drawn" (random with coins, else grey) or "data"
     start_colours: tuple[tuple[float, ...], ...] = ()  # colour_start "data": one per layer, measured
 
     def __post_init__(self) -> None:
@@ -64,21 +64,22 @@ class GeneratorConfig:
         if self.box_distance and not self.radial:
             raise InputError("box distance needs radial layers (--radial): it is measured from their centres")
         if self.kind_coins and not self.radial:
-            raise InputError("kind coins need radial layers (--radial): they pick how a layer measures "
-                             "the distance from its centre")
+            raise InputError("kind coins need radial layers (--radial; or --no-kind-coins): they pick how a "
+                             "layer measures the distance from its centre")
         if self.kind_coins and self.box_distance:
             raise InputError("kind coins and the box distance are two ways to draw boxes: choose one")
         if self.kind_coins and self.objects > self.latent_dim:
             raise InputError(f"kind coins need a latent entry per object layer: {self.objects} layers, "
                              f"latent_dim {self.latent_dim}")
         if self.snap_centres and not self.radial:
-            raise InputError("snapping centres needs radial layers (--radial): they are what has centres")
+            raise InputError("snapping centres needs radial layers (--radial; or --no-snap-centres): they "
+                             "are what has centres")
         if self.snap_centres and self.subpixel_jitter > 0:
             raise InputError("snapped centres and sub-pixel jitter: jittered fakes are off the pixel grid "
-                             "again; add --subpixel-jitter 0")
+                             "again; add --subpixel-jitter 0 or --no-snap-centres")
         if self.colour_start == "data" and self.objects < 2:
-            raise InputError("colours from the data need several object layers (--objects 2 or more): "
-                             "one layer's colour is the stack's output")
+            raise InputError("colours from the data need several object layers (--objects 2 or more; or "
+                             "--colour-start drawn): one layer's colour is the stack's output")
         if self.start_colours and self.colour_start != "data":
             raise InputError("start colours are measured from the data: they need colour_start 'data'")
         if self.start_colours and len(self.start_colours) != self.objects:
@@ -155,12 +156,12 @@ _TILED = GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0, subp
 # A coin from z picks each layer's kind (a continuous G draws the mean of a square and a
 # circle), its centre sits on the pixel grid as the data's do (so no jitter), and its colour
 # starts at the data's (a drawn colour can merge the two layers into one object).
-_SHAPES = replace(_TILED.generator, objects=2, radial=True, width=6, kind_coins=True, snap_centres=True,
-                  subpixel_jitter=0.0, colour_start="data")
+_SHAPES_G = replace(_TILED.generator, objects=2, radial=True, width=6, kind_coins=True, snap_centres=True,
+                    subpixel_jitter=0.0, colour_start="data")
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
     "dcgan": Preset(GANConfig(), Schedule(steps=20_000)),
     "tiled": Preset(_TILED, Schedule(steps=4_000, lr_rampdown=0.3)),
-    "tiled-shapes": Preset(replace(_TILED, generator=_SHAPES), Schedule(steps=2_500, lr_rampdown=0.3)),
+    "tiled-shapes": Preset(replace(_TILED, generator=_SHAPES_G), Schedule(steps=2_500, lr_rampdown=0.3)),
 }
 
 

@@ -144,8 +144,8 @@ class TiledGenerator(nn.Module):
         ends (0.2 to 0.8), where its gradient vanishes."""
         if len(colours) != self.config.objects or any(len(c) != self.config.channels for c in colours):
             raise ValueError(f"need {self.config.objects} start colours of {self.config.channels} channels, "
-                             f"got {colours}: measure them with gen.data.colours.object_colours, as a "
-                             "run does as it starts")
+                             f"got {colours}: runs.fit_to_data measures them from the data as a run "
+                             "starts (or GANConfig.with_start_colours sets them)")
         start = torch.tensor(colours).clamp(0.2, 0.8)
         self.colour_in.bias.copy_(torch.logit(start).flatten())
 
