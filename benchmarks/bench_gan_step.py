@@ -1,34 +1,51 @@
 """Seconds per training step of the default conv GAN and CoordConv GAN, side by side.
 
-Times `GANTask.train_step` in-process on real squares batches (after warm-up steps), for
-`gen train gan` and `gen train gan --coordconv` with their default settings, and projects
-the wall time of each default run (steps x seconds per step; evaluation not included).
-On CPU it keeps freed host memory as `gen.training.train` does.
+Times `GANTask.train_step` in-process on real batches (after warm-up steps), for `gen train
+gan` and `gen train gan --coordconv` with their default settings on squares, or with
+`--data shapes` their shapes defaults and the CoordConv shapes preset before the kind coins,
+and projects the wall time of each default run (steps x seconds per step; evaluation not
+included). On CPU it keeps freed host memory as `gen.training.train` does.
 
-Usage: python benchmarks/bench_gan_step.py [--steps 60] [--threads 2] [--device cpu]
+Usage: python benchmarks/bench_gan_step.py [--data squares|shapes] [--steps 60] [--threads 2]
+       [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 from timing import timing_device
 
-from gen.configs import Preset
-from gen.data import make_squares
+from gen.configs import Preset, Schedule
+from gen.data import make_shapes, make_squares
+from gen.data.colours import object_colours
 from gen.gan.config import GANConfig, gan_preset
 from gen.gan.task import GANTask
 
-# What `gen train gan` and `gen train gan --coordconv` train.
-MODELS = {"conv (gen train gan)": gan_preset(),
-          "CoordConv (gen train gan --coordconv)": gan_preset(coordconv=True)}
+# What `gen train gan` and `gen train gan --coordconv` train, per data set.
+_RADIAL_ONLY = {"kind_coins": False, "snap_centres": False, "subpixel_jitter": 0.5, "colour_start": "drawn"}
+MODELS = {
+    "squares": {"conv (gen train gan)": gan_preset(),
+                "CoordConv (gen train gan --coordconv)": gan_preset(coordconv=True)},
+    "shapes": {"conv (gen train gan --data shapes)": gan_preset(data="shapes"),
+               "CoordConv (gen train gan --coordconv --data shapes)":
+                   gan_preset(coordconv=True, data="shapes"),
+               "CoordConv, the shapes preset of 2026-11-29 (two radial layers)":
+                   replace(gan_preset(coordconv=True, data="shapes", generator=_RADIAL_ONLY),
+                           schedule=Schedule(steps=2_500, lr_rampdown=0.3))},
+}
 
 
-def seconds_per_step(preset: Preset[GANConfig], steps: int, batch_size: int, device: torch.device) -> float:
-    task = GANTask(preset.model.for_data(1, 64), device)
-    images = make_squares().float_images().to(device)
+def seconds_per_step(preset: Preset[GANConfig], images: torch.Tensor, steps: int, batch_size: int,
+                     device: torch.device) -> float:
+    model = preset.model.for_data(images.shape[1], 64)
+    if model.generator.colour_start == "data":
+        model = model.with_start_colours(object_colours(images[:1024], model.generator.objects))
+    task = GANTask(model, device)
+    images = images.to(device)
     order = torch.randint(len(images), (steps + 5, batch_size), generator=torch.Generator().manual_seed(0))
     for step in range(5):  # warm-up: allocator, kernels, lazy R1 on step 0
         task.train_step(images[order[step]], step)
@@ -44,6 +61,7 @@ def seconds_per_step(preset: Preset[GANConfig], steps: int, batch_size: int, dev
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=tuple(MODELS), default="squares")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -51,17 +69,18 @@ def main() -> None:
     args = parser.parse_args()
     device = timing_device(args.device, args.threads)
 
-    print(f"{args.steps} steps, batch {args.batch_size}, {args.threads} threads, {device}")
-    print("| model | s / step | default steps | projected minutes |")
-    print("|---|---:|---:|---:|")
-    timings = {}
-    for name, preset in MODELS.items():
-        seconds = seconds_per_step(preset, args.steps, args.batch_size, device)
+    images = (make_squares() if args.data == "squares" else make_shapes(2048, seed=0)).float_images()
+
+    print(f"{args.data}: {args.steps} steps, batch {args.batch_size}, {args.threads} threads, {device}")
+    print("| model | s / step | default steps | projected minutes | time per step / conv's |")
+    print("|---|---:|---:|---:|---:|")
+    conv = None
+    for name, preset in MODELS[args.data].items():
+        seconds = seconds_per_step(preset, images, args.steps, args.batch_size, device)
+        conv = conv or seconds
         default_steps = preset.schedule.steps
-        timings[name] = seconds
-        print(f"| {name} | {seconds:.4f} | {default_steps} | {seconds * default_steps / 60:.1f} |")
-    conv, coord = timings.values()
-    print(f"CoordConv / conv time per step: {coord / conv:.2f}x")
+        print(f"| {name} | {seconds:.4f} | {default_steps} | {seconds * default_steps / 60:.1f} | "
+              f"{seconds / conv:.2f}x |")
 
 
 if __name__ == "__main__":

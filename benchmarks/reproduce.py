@@ -35,16 +35,17 @@ ROWS = {
     # the conv GAN at about the CoordConv default's wall time: its steps are about 3x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
-    # the shapes presets before it: two radial layers (2026-11-29), then kind coins with L4
-    # boxes, unsnapped and snapped, in drawn colours (2026-12-02)
-    "gan-shapes-coordconv-radial": ["train", "gan", "--coordconv", "--data", "shapes", "--no-kind-coins",
-                                    "--no-snap-centres", "--subpixel-jitter", "0.5",
+    # the shapes preset at the 2,500 steps of the presets before it: two radial layers
+    # (2026-11-29), then kind coins with L4 boxes, unsnapped and snapped, in drawn colours (2026-12-02)
+    "gan-shapes-coordconv-2500": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500"],
+    "gan-shapes-coordconv-radial": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500",
+                                    "--no-kind-coins", "--no-snap-centres", "--subpixel-jitter", "0.5",
                                     "--colour-start", "drawn"],
-    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes",
+    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500",
                                         "--no-snap-centres", "--subpixel-jitter", "0.5",
                                         "--colour-start", "drawn"],
     "gan-shapes-coordconv-kind-coins-snapped": ["train", "gan", "--coordconv", "--data", "shapes",
-                                                "--colour-start", "drawn"],
+                                                "--steps", "2500", "--colour-start", "drawn"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the wall time of the CoordConv shapes default of 2026-11-29 (two radial layers)
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],
