@@ -156,7 +156,7 @@ _TILED = GANConfig(generator=GeneratorConfig(arch="tiled", output_bias=0.0, subp
 # A coin from z picks each layer's kind (a continuous G draws the mean of a square and a
 # circle), its centre sits on the pixel grid as the data's do (so no jitter), and its colour
 # starts at the data's (a drawn colour can merge the two layers into one object). 2,000 steps
-# fit the 15-minute budget; 2,500 cost a fifth more for about the same scores.
+# fit the 15-minute budget; 2,500 cost a quarter more for about the same scores.
 _SHAPES_G = replace(_TILED.generator, objects=2, radial=True, width=6, kind_coins=True, snap_centres=True,
                     subpixel_jitter=0.0, colour_start="data")
 GAN_PRESETS: dict[str, Preset[GANConfig]] = {
