@@ -21,9 +21,11 @@ from timing import timing_device
 
 from gen.configs import Preset, Schedule
 from gen.data import make_shapes, make_squares
-from gen.data.colours import object_colours
+from gen.data.batches import RunDataset
 from gen.gan.config import GANConfig, gan_preset
 from gen.gan.task import GANTask
+from gen.images import to_model_range
+from gen.runs import fit_to_data
 
 # What `gen train gan` and `gen train gan --coordconv` train, per data set.
 _RADIAL_ONLY = {"kind_coins": False, "snap_centres": False, "subpixel_jitter": 0.5, "colour_start": "drawn"}
@@ -39,13 +41,11 @@ MODELS = {
 }
 
 
-def seconds_per_step(preset: Preset[GANConfig], images: torch.Tensor, steps: int, batch_size: int,
+def seconds_per_step(preset: Preset[GANConfig], data: RunDataset, steps: int, batch_size: int,
                      device: torch.device) -> float:
-    model = preset.model.for_data(images.shape[1], 64)
-    if model.generator.colour_start == "data":
-        model = model.with_start_colours(object_colours(images[:1024], model.generator.objects))
-    task = GANTask(model, device)
-    images = images.to(device)
+    """The model sized for the data, its colours measured as a run measures them."""
+    task = GANTask(fit_to_data(preset.model, data, preset.run_config(data=data.source)), device)
+    images = to_model_range(data.train_images()).to(device)
     order = torch.randint(len(images), (steps + 5, batch_size), generator=torch.Generator().manual_seed(0))
     for step in range(5):  # warm-up: allocator, kernels, lazy R1 on step 0
         task.train_step(images[order[step]], step)
@@ -69,14 +69,15 @@ def main() -> None:
     args = parser.parse_args()
     device = timing_device(args.device, args.threads)
 
-    images = (make_squares() if args.data == "squares" else make_shapes(2048, seed=0)).float_images()
+    generated = make_squares() if args.data == "squares" else make_shapes(2048, seed=0)
+    data = RunDataset(args.data, generated.images.shape[1], generated=generated)
 
     print(f"{args.data}: {args.steps} steps, batch {args.batch_size}, {args.threads} threads, {device}")
     print("| model | s / step | default steps | projected minutes | time per step / conv's |")
     print("|---|---:|---:|---:|---:|")
     conv = None
     for name, preset in MODELS[args.data].items():
-        seconds = seconds_per_step(preset, images, args.steps, args.batch_size, device)
+        seconds = seconds_per_step(preset, data, args.steps, args.batch_size, device)
         conv = conv or seconds
         default_steps = preset.schedule.steps
         print(f"| {name} | {seconds:.4f} | {default_steps} | {seconds * default_steps / 60:.1f} | "
