@@ -72,6 +72,7 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--coordconv", "--box-distance"], "box distance needs radial layers"),
     (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
     (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
+    (["--coordconv", "--chained-centres"], "chained centres need several radial layers"),
     (["--coordconv", "--data", "shapes", "--subpixel-jitter", "0.5"], "add --subpixel-jitter 0 or --no-snap"),
     (["--coordconv", "--colour-start", "data"], "colours from the data need several object layers"),
     (["--coordconv", "--data", "shapes", "--objects", "3"], "2 colour(s), fewer than the 3 object layers"),

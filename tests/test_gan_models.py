@@ -280,6 +280,39 @@ def test_snapped_centres_sit_on_pixel_centres_and_pass_the_gradient_straight_thr
         GeneratorConfig(arch="tiled", radial=True, snap_centres=True, subpixel_jitter=0.5)
 
 
+def test_chained_centres_follow_their_own_slice_of_z_and_the_centres_before_them():
+    """Layer k's centre is a function of z's k-th slice and the earlier centres only: the
+    later slice and the kind coins move no earlier centre; it starts where the shared head's does."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=9, width=4, channels=3, objects=2,
+                             radial=True, kind_coins=True, chained_centres=True)
+    gen = build_generator(config)
+    shared = build_generator(replace(config, chained_centres=False))
+    z = torch.randn(5, 9)
+    assert gen.centre_slice == 3 and gen.centre_in is None
+    assert torch.allclose(gen.centres(None, z), shared.centres(shared.mapping(z)))
+    with torch.no_grad():
+        for head in gen.centre_heads:
+            nn.init.normal_(head[-1].weight, std=0.5)
+        centres = gen.centres(None, z)
+        later = z.clone()
+        later[:, 3:] = torch.randn(5, 6)  # blue's slice, the unused entry and both coins
+        moved = gen.centres(None, later)
+        assert torch.equal(moved[:, 0], centres[:, 0]) and not torch.allclose(moved[:, 1], centres[:, 1])
+        earlier = z.clone()
+        earlier[:, :3] = torch.randn(5, 3)
+        assert not torch.allclose(gen.centres(None, earlier), centres)
+    gen(z).sum().backward()
+    assert all(head[0].weight.grad.abs().sum() > 0 for head in gen.centre_heads)
+    with pytest.raises(ValueError, match="chained centres are drawn from z"):
+        gen.centres(gen.mapping(z))
+    with pytest.raises(ValueError, match="chained centres need several radial layers"):
+        GeneratorConfig(arch="tiled", objects=2, chained_centres=True)
+    with pytest.raises(ValueError, match="chained centres need a latent entry per object layer"):
+        GeneratorConfig(arch="tiled", objects=2, radial=True, kind_coins=True, latent_dim=3,
+                        chained_centres=True)
+
+
 def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_centre():
     """Its weights start at 0, so the G draws what it would without it; the feature itself is
     max(|row - centre row|, |column - centre column|): squares about the centre."""

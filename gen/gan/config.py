@@ -43,6 +43,7 @@ class GeneratorConfig:
     kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
     coin_box: str = "l4"  # kind coins: the box layers' distance, "l4" or "linf" (the first coins')
     snap_centres: bool = False  # tiled radial: centres rounded to the pixel grid (straight-through)
+    chained_centres: bool = False  # tiled radial: a centre from its own slice of z and the centres before it
     colour_start: str = "drawn"  # several layers: colours "drawn" (random with coins, else grey) or "data"
     start_colours: tuple[tuple[float, ...], ...] = ()  # colour_start "data": one per layer, measured
 
@@ -74,6 +75,12 @@ class GeneratorConfig:
         if self.snap_centres and not self.radial:
             raise InputError("snapping centres needs radial layers (--radial; or --no-snap-centres): they "
                              "are what has centres")
+        if self.chained_centres and not (self.radial and self.objects > 1):
+            raise InputError("chained centres need several radial layers (--objects 2 --radial; or "
+                             "--no-chained-centres): each layer's centre follows the ones before it")
+        if self.chained_centres and self.latent_dim - self.objects * (1 + self.kind_coins) < 0:
+            raise InputError(f"chained centres need a latent entry per object layer: {self.objects} layers, "
+                             f"latent_dim {self.latent_dim}")
         if self.snap_centres and self.subpixel_jitter > 0:
             raise InputError("snapped centres and sub-pixel jitter: jittered fakes are off the pixel grid "
                              "again; add --subpixel-jitter 0 or --no-snap-centres")

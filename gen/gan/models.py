@@ -93,6 +93,8 @@ class TiledGenerator(nn.Module):
         check_resolution(config.resolution)
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
+        chained = config.chained_centres
+        self.centre_slice = (config.latent_dim - config.objects * config.kind_coins) // config.objects
         mapping: list[nn.Module] = []
         features = config.latent_dim
         for index in range(config.mapping_layers):
@@ -103,7 +105,11 @@ class TiledGenerator(nn.Module):
         self.latent_in = nn.Linear(features, widths[0] * config.objects)
         self.colour_in = nn.Linear(features, config.channels * config.objects) if config.objects > 1 else None
         self.coords_in = nn.Linear(2, widths[0], bias=False)
-        self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial else None
+        self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial and not chained else None
+        self.centre_heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(self.centre_slice + 2 * index, widths[0]), nn.ReLU(),
+                          nn.Linear(widths[0], widths[0]), nn.Tanh(), nn.Linear(widths[0], 2))
+            for index in range(config.objects)) if chained else None
         self.radius_in = nn.Linear(1, widths[0], bias=False) if config.radial else None
         self.box_in = nn.Linear(1, widths[0], bias=False) if config.box_distance else None
         if config.kind_coins:  # how far box layers have turned from Euclidean to L4 distance
@@ -124,13 +130,19 @@ class TiledGenerator(nn.Module):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
         nn.init.constant_(self.layers[-2].bias, config.output_bias)
-        if self.centre_in is not None:  # centres start the same for every z, none at an edge
-            nn.init.zeros_(self.centre_in.weight)
+        centre_outs = [self.centre_in] if self.centre_in is not None else []
+        centre_outs += [head[-1] for head in self.centre_heads] if chained else []
+        for layer in centre_outs:  # centres start the same for every z, none at an edge
+            nn.init.zeros_(layer.weight)
         if config.kind_coins and config.objects > 1:  # layers apart and in colours of their own
             angle = torch.arange(config.objects) * (2 * torch.pi / config.objects) + torch.pi / 4
-            start = 0.35 * torch.stack([angle.cos(), angle.sin()], 1)
+            start = torch.atanh(0.35 * torch.stack([angle.cos(), angle.sin()], 1))
             with torch.no_grad():
-                self.centre_in.bias.copy_(torch.atanh(start).flatten())
+                if chained:
+                    for head, bias in zip(self.centre_heads, start):
+                        head[-1].bias.copy_(bias)
+                else:
+                    self.centre_in.bias.copy_(start.flatten())
             if config.colour_start == "drawn":
                 nn.init.normal_(self.colour_in.bias)
         if config.colour_start == "data":
@@ -163,14 +175,29 @@ class TiledGenerator(nn.Module):
             return None
         return z[:, -self.config.objects:] > 0
 
-    def centres(self, mapped: torch.Tensor) -> torch.Tensor:
+    def centres(self, mapped: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """N x objects x 2 layer centres in [-1, 1] (row, column) from the mapped z (radial
         layers only), on the pixel grid with `snap_centres`: rounded in fp32, as a bf16 centre
-        can be a tenth of a pixel off."""
-        centres = torch.tanh(self.centre_in(mapped).float()).view(len(mapped), self.config.objects, 2)
+        can be a tenth of a pixel off. With `chained_centres` they come from z instead."""
+        if self.centre_heads is not None:
+            centres = self.chained_centres(z)
+        else:
+            centres = torch.tanh(self.centre_in(mapped).float()).view(len(mapped), self.config.objects, 2)
         if self.config.snap_centres:
             centres = centres + (((centres + 1) / self.pixel).round() * self.pixel - 1 - centres).detach()
         return centres
+
+    def chained_centres(self, z: torch.Tensor | None) -> torch.Tensor:
+        """N x objects x 2 centres, each layer's from its own slice of z and the centres of the
+        layers before it: a later object can then only follow an earlier one by learning to,
+        where centres from one shared mapping start out moving together."""
+        if z is None:
+            raise ValueError("chained centres are drawn from z: pass it to centres() and first_layers()")
+        centres: list[torch.Tensor] = []
+        for index, head in enumerate(self.centre_heads):
+            part = z[:, index * self.centre_slice:(index + 1) * self.centre_slice]
+            centres.append(torch.tanh(head(torch.cat([part, *centres], 1)).float()))
+        return torch.stack(centres, 1)
 
     def coin_box_distance(self, offset: torch.Tensor) -> torch.Tensor:
         """A kind-coin box layer's distance from its centre, of N x H x W x 2 offsets: L4,
@@ -181,17 +208,18 @@ class TiledGenerator(nn.Module):
 
     def first_layers(self, mapped: torch.Tensor, coords: torch.Tensor | None = None,
                      shift: torch.Tensor | None = None,
-                     kinds: torch.Tensor | None = None) -> list[torch.Tensor]:
+                     kinds: torch.Tensor | None = None, z: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The first 1x1 conv over [tiled mapped z, coords] times the gain, one N x H x W x C
         tensor per object layer. The gain scales both small terms before the broadcast sum,
         not the big result; a `shift` of the coordinates joins the per-sample term, as
-        coords_in is linear. `kinds` (`self.kinds(z)`) picks each layer's distance."""
+        coords_in is linear. `kinds` (`self.kinds(z)`) picks each layer's distance; chained
+        centres need `z`."""
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
         shift = None if shift is None else shift * self.pixel
-        if self.centre_in is not None:
-            centres = self.centres(mapped)
+        if self.config.radial:
+            centres = self.centres(mapped, z)
             if shift is not None:
                 centres = centres - shift[:, None]
             latent = latent - self.coords_in(centres)
@@ -201,7 +229,7 @@ class TiledGenerator(nn.Module):
         firsts = []
         for index in range(self.config.objects):
             first = gain * latent[:, index, None, None, :] + pixels
-            if self.centre_in is not None:
+            if self.config.radial:
                 offset = coords - centres[:, index, None, None, :]
                 radius = (offset.square().sum(-1, keepdim=True) + self.softening).sqrt()
                 if kinds is not None:
@@ -227,7 +255,7 @@ class TiledGenerator(nn.Module):
         if coords is not None and coords.dim() not in (3, 4):
             raise ValueError(f"coords must be H x W x 2 or N x H x W x 2, got shape {tuple(coords.shape)}")
         mapped = self.mapping(z)
-        layers = [self.layers(first) for first in self.first_layers(mapped, coords, shift, self.kinds(z))]
+        layers = [self.layers(first) for first in self.first_layers(mapped, coords, shift, self.kinds(z), z)]
         if self.config.objects == 1:
             return layers[0]
         alpha = (torch.stack(layers, 1) + 1) / 2
