@@ -48,6 +48,9 @@ ROWS = {
                                                 "--steps", "2500", "--colour-start", "drawn"],
     # each layer's centre from its own slice of z and the centres before it (2026-12-02, a screen)
     "gan-shapes-coordconv-chained": ["train", "gan", "--coordconv", "--data", "shapes", "--chained-centres"],
+    # each layer drawn from its distance to its centre alone, symmetric about it (2026-12-02, a screen)
+    "gan-shapes-coordconv-distance-only": ["train", "gan", "--coordconv", "--data", "shapes",
+                                           "--no-offset-coords"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the wall time of the CoordConv shapes default of 2026-11-29 (two radial layers)
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],

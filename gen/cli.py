@@ -336,6 +336,10 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G with --radial: each layer's centre rounded to the pixel grid, as the "
                    "data's objects sit (the gradient passed straight through; needs --subpixel-jitter 0) "
                    + _gan_help(lambda m: m.generator.snap_centres) + ".")
+@click.option("--offset-coords/--no-offset-coords", default=None,
+              help="Tiled G with --radial: each layer sees its pixels' offset from its centre as well as "
+                   "their distance from it (without: a function of the distance alone, so symmetric about "
+                   "the centre) " + _gan_help(lambda m: m.generator.offset_coords) + ".")
 @click.option("--chained-centres/--no-chained-centres", default=None,
               help="Tiled G with --objects 2 or more and --radial: each layer's centre from its own slice "
                    "of z and the centres before it, not from the mapping all layers share "
@@ -371,8 +375,8 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
               latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, coin_box, snap_centres,
-              chained_centres, colour_start, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema,
-              ema_rampup, g_steps, minibatch_std, **options) -> None:
+              offset_coords, chained_centres, colour_start, g_width, d_width, d_kernel, loss, latent, g_lr,
+              d_lr, r1, ema, ema_rampup, g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
@@ -381,7 +385,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
                    "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
                    "objects": objects, "radial": radial, "box_distance": box_distance,
                    "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres,
-                   "chained_centres": chained_centres, "colour_start": colour_start},
+                   "offset_coords": offset_coords, "chained_centres": chained_centres,
+                   "colour_start": colour_start},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -73,6 +73,7 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
     (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
     (["--coordconv", "--chained-centres"], "chained centres need several radial layers"),
+    (["--coordconv", "--no-offset-coords"], "they need radial layers (--radial; or --offset-coords)"),
     (["--coordconv", "--data", "shapes", "--subpixel-jitter", "0.5"], "add --subpixel-jitter 0 or --no-snap"),
     (["--coordconv", "--colour-start", "data"], "colours from the data need several object layers"),
     (["--coordconv", "--data", "shapes", "--objects", "3"], "2 colour(s), fewer than the 3 object layers"),

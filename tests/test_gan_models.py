@@ -280,6 +280,31 @@ def test_snapped_centres_sit_on_pixel_centres_and_pass_the_gradient_straight_thr
         GeneratorConfig(arch="tiled", radial=True, snap_centres=True, subpixel_jitter=0.5)
 
 
+@pytest.mark.parametrize("box", [False, True])
+def test_without_offset_coordinates_a_radial_layer_is_symmetric_about_its_centre(box):
+    """A layer drawn from its distance to the centre alone (Euclidean or L4) is the same under
+    every flip and transpose about that centre; with the offsets too it is not."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=3, width=4, radial=True,
+                             kind_coins=box, offset_coords=False)
+    gen = build_generator(config)
+    with_offsets = build_generator(replace(config, offset_coords=True))
+    z = torch.randn(4, 3)
+    z[:, -1] = 1.0 if box else -1.0
+    images = []
+    with torch.no_grad():
+        for model in (gen, with_offsets):
+            _fixed_centres(model, torch.zeros(1, 2))  # between the middle four pixels
+            images.append(model(z))
+    symmetric, skewed = images
+    assert gen.coords_in is None
+    for flip in (lambda x: x.flip(-1), lambda x: x.flip(-2), lambda x: x.transpose(-1, -2)):
+        assert torch.allclose(flip(symmetric), symmetric, atol=1e-5)
+        assert not torch.allclose(flip(skewed), skewed, atol=1e-3)
+    with pytest.raises(ValueError, match="they need radial layers"):
+        GeneratorConfig(arch="tiled", offset_coords=False)
+
+
 def test_chained_centres_follow_their_own_slice_of_z_and_the_centres_before_them():
     """Layer k's centre is a function of z's k-th slice and the earlier centres only: the
     later slice and the kind coins move no earlier centre; it starts where the shared head's does."""

@@ -43,6 +43,7 @@ class GeneratorConfig:
     kind_warmup: int = 1000  # kind coins: steps over which a box layer's distance turns from Euclidean
     coin_box: str = "l4"  # kind coins: the box layers' distance, "l4" or "linf" (the first coins')
     snap_centres: bool = False  # tiled radial: centres rounded to the pixel grid (straight-through)
+    offset_coords: bool = True  # tiled radial: layers see the offset from their centre, not only the distance
     chained_centres: bool = False  # tiled radial: a centre from its own slice of z and the centres before it
     colour_start: str = "drawn"  # several layers: colours "drawn" (random with coins, else grey) or "data"
     start_colours: tuple[tuple[float, ...], ...] = ()  # colour_start "data": one per layer, measured
@@ -75,6 +76,9 @@ class GeneratorConfig:
         if self.snap_centres and not self.radial:
             raise InputError("snapping centres needs radial layers (--radial; or --no-snap-centres): they "
                              "are what has centres")
+        if not self.offset_coords and not self.radial:
+            raise InputError("layers without offset coordinates draw from their distance to a centre alone: "
+                             "they need radial layers (--radial; or --offset-coords)")
         if self.chained_centres and not (self.radial and self.objects > 1):
             raise InputError("chained centres need several radial layers (--objects 2 --radial; or "
                              "--no-chained-centres): each layer's centre follows the ones before it")

@@ -104,7 +104,7 @@ class TiledGenerator(nn.Module):
         self.mapping = nn.Sequential(*mapping)
         self.latent_in = nn.Linear(features, widths[0] * config.objects)
         self.colour_in = nn.Linear(features, config.channels * config.objects) if config.objects > 1 else None
-        self.coords_in = nn.Linear(2, widths[0], bias=False)
+        self.coords_in = nn.Linear(2, widths[0], bias=False) if config.offset_coords else None
         self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial and not chained else None
         self.centre_heads = nn.ModuleList(
             nn.Sequential(nn.Linear(self.centre_slice + 2 * index, widths[0]), nn.ReLU(),
@@ -222,10 +222,11 @@ class TiledGenerator(nn.Module):
             centres = self.centres(mapped, z)
             if shift is not None:
                 centres = centres - shift[:, None]
-            latent = latent - self.coords_in(centres)
+            if self.coords_in is not None:
+                latent = latent - self.coords_in(centres)
         elif shift is not None:
             latent = latent + self.coords_in(shift)[:, None]
-        pixels = gain * self.coords_in(coords)
+        pixels = gain * self.coords_in(coords) if self.coords_in is not None else 0
         firsts = []
         for index in range(self.config.objects):
             first = gain * latent[:, index, None, None, :] + pixels
