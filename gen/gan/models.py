@@ -86,6 +86,9 @@ class TiledGenerator(nn.Module):
     `snap_centres` rounds each centre to the nearest pixel centre, as the data's objects
     sit, with the gradient passed straight through: at a pixel centre the thresholds that
     draw both kinds at the data's sizes span half a pixel, off the grid under a fifth.
+    `chained_centres` gives each layer's centre its own slice of z, so layers do not start out
+    moving together; `offset_coords` False draws each layer from its distance alone, so every
+    object is symmetric about its centre, as the data's are.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
