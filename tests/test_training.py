@@ -429,7 +429,8 @@ def test_gan_training_fakes_are_drawn_up_to_the_jitter_off_the_grid(tiny_gan):
         ranked.world = World(rank, size)
         with torch.no_grad():
             fakes[size] = ranked.generate(8)
-    assert fakes[2].shape == (4, 1, 64, 64) and torch.allclose(fakes[2], fakes[1][4:], atol=1e-6)
+    # 1e-5: a batch of 4 and one of 8 take different fp32 matmul kernels (2e-6 apart on some CPUs)
+    assert fakes[2].shape == (4, 1, 64, 64) and torch.allclose(fakes[2], fakes[1][4:], atol=1e-5)
     torch.manual_seed(0)
     on_grid = GANTask(replace(config, generator=replace(config.generator, subpixel_jitter=0.0)),
                       torch.device("cpu"), seed=3)
