@@ -29,28 +29,30 @@ from speed_reference import REFERENCE_SECONDS, step_seconds
 from gen.fileio import save_json
 
 REPO = Path(__file__).resolve().parents[1]
+# the shapes preset of 2026-12-02 (third session), before one distance-only mask per kind and a
+# colour coin: the rows of the presets and screens before today start from it, so they give
+# back the same runs
+SHAPES_BEFORE = ["train", "gan", "--coordconv", "--data", "shapes", "--latent-masks", "--offset-coords",
+                 "--coin-box", "l4", "--no-colour-coin", "--centre-spread", "0"]
 ROWS = {
     "gan-squares-coordconv": ["train", "gan", "--coordconv"],
     "gan-squares-conv": ["train", "gan"],
     # the conv GAN at about the CoordConv default's wall time: its steps are about 3x as fast on these CPUs
     "gan-squares-conv-same-budget": ["train", "gan", "--steps", "14000"],
     "gan-shapes-coordconv": ["train", "gan", "--coordconv", "--data", "shapes"],
-    # the shapes preset at the 2,500 steps of the presets before it: two radial layers
-    # (2026-11-29), then kind coins with L4 boxes, unsnapped and snapped, in drawn colours (2026-12-02)
-    "gan-shapes-coordconv-2500": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500"],
-    "gan-shapes-coordconv-radial": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500",
-                                    "--no-kind-coins", "--no-snap-centres", "--subpixel-jitter", "0.5",
-                                    "--colour-start", "drawn"],
-    "gan-shapes-coordconv-kind-coins": ["train", "gan", "--coordconv", "--data", "shapes", "--steps", "2500",
-                                        "--no-snap-centres", "--subpixel-jitter", "0.5",
-                                        "--colour-start", "drawn"],
-    "gan-shapes-coordconv-kind-coins-snapped": ["train", "gan", "--coordconv", "--data", "shapes",
-                                                "--steps", "2500", "--colour-start", "drawn"],
-    # each layer's centre from its own slice of z and the centres before it (2026-12-02, a screen)
-    "gan-shapes-coordconv-chained": ["train", "gan", "--coordconv", "--data", "shapes", "--chained-centres"],
-    # each layer drawn from its distance to its centre alone, symmetric about it (2026-12-02, a screen)
-    "gan-shapes-coordconv-distance-only": ["train", "gan", "--coordconv", "--data", "shapes",
-                                           "--no-offset-coords"],
+    "gan-shapes-coordconv-before": SHAPES_BEFORE,
+    # the presets before at the 2,500 steps they used: that of 2026-12-02; two radial layers
+    # (2026-11-29); then kind coins with L4 boxes, unsnapped and snapped, in drawn colours (2026-12-02)
+    "gan-shapes-coordconv-2500": [*SHAPES_BEFORE, "--steps", "2500"],
+    "gan-shapes-coordconv-radial": [*SHAPES_BEFORE, "--steps", "2500", "--no-kind-coins", "--no-snap-centres",
+                                    "--subpixel-jitter", "0.5", "--colour-start", "drawn"],
+    "gan-shapes-coordconv-kind-coins": [*SHAPES_BEFORE, "--steps", "2500", "--no-snap-centres",
+                                        "--subpixel-jitter", "0.5", "--colour-start", "drawn"],
+    "gan-shapes-coordconv-kind-coins-snapped": [*SHAPES_BEFORE, "--steps", "2500", "--colour-start", "drawn"],
+    # two screens from the preset of 2026-12-02: each layer's centre from its own slice of z and the
+    # centres before it; each layer drawn from its distance to its centre alone, symmetric about it
+    "gan-shapes-coordconv-chained": [*SHAPES_BEFORE, "--chained-centres"],
+    "gan-shapes-coordconv-distance-only": [*SHAPES_BEFORE, "--no-offset-coords"],
     "gan-shapes-conv": ["train", "gan", "--data", "shapes"],
     # the conv GAN at about the wall time of the CoordConv shapes default of 2026-11-29 (two radial layers)
     "gan-shapes-conv-same-budget": ["train", "gan", "--data", "shapes", "--steps", "10000"],

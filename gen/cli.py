@@ -344,6 +344,18 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G with --objects 2 or more and --radial: each layer's centre from its own slice "
                    "of z and the centres before it, not from the mapping all layers share "
                    + _gan_help(lambda m: m.generator.chained_centres) + ".")
+@click.option("--latent-masks/--no-latent-masks", default=None,
+              help="Tiled G with --radial: z shapes each layer's mask, not only its centre, kind and colour "
+                   "(without: one mask per kind and layer for every z) "
+                   + _gan_help(lambda m: m.generator.latent_masks) + ".")
+@click.option("--centre-spread", type=click.FloatRange(min=0), default=None,
+              help="Tiled G with --radial: the centres' spread over z at the start, in pixels (the "
+                   "standard deviation before the tanh; 0: every z starts at one centre per layer) "
+                   + _gan_help(lambda m: m.generator.centre_spread) + ".")
+@click.option("--colour-coin/--no-colour-coin", default=None,
+              help="Tiled G with several --objects: a coin from z moves the layers' colours one layer on "
+                   "(two layers: swaps them), so a colour is not tied to one layer "
+                   + _gan_help(lambda m: m.generator.colour_coin) + ".")
 @click.option("--colour-start", type=click.Choice(COLOUR_STARTS), default=None,
               help="Tiled G with several --objects: each layer's colour starts drawn (at random with "
                    "--kind-coins, else grey), or from the data (its lit pixels' colours, clustered "
@@ -375,8 +387,9 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
               latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, coin_box, snap_centres,
-              offset_coords, chained_centres, colour_start, g_width, d_width, d_kernel, loss, latent, g_lr,
-              d_lr, r1, ema, ema_rampup, g_steps, minibatch_std, **options) -> None:
+              offset_coords, chained_centres, latent_masks, centre_spread, colour_coin, colour_start, g_width,
+              d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
+              **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
@@ -386,7 +399,8 @@ def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | Non
                    "objects": objects, "radial": radial, "box_distance": box_distance,
                    "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres,
                    "offset_coords": offset_coords, "chained_centres": chained_centres,
-                   "colour_start": colour_start},
+                   "latent_masks": latent_masks, "centre_spread": centre_spread,
+                   "colour_coin": colour_coin, "colour_start": colour_start},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

@@ -2,20 +2,24 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from off_grid import off_grid_report, subpixel_extents  # noqa: E402
-from reproduce import COLUMNS, SCORE_COLUMNS, table  # noqa: E402
+from reproduce import COLUMNS, ROWS, SCORE_COLUMNS, table  # noqa: E402
 
+from gen import cli  # noqa: E402
 from gen.data import make_squares  # noqa: E402
+from gen.gan.config import gan_preset  # noqa: E402
 from gen.geometry import decode_samples  # noqa: E402
 
 
@@ -63,6 +67,27 @@ def test_subpixel_extents_measure_squares_between_pixel_centres():
     wide = subpixel_extents(RectangleRenderer(4.75, 5.0), centres, centres.numpy())
     assert np.all(np.abs(wide[:, 0] - 9.5) <= step)  # width
     assert np.all(np.abs(wide[:, 1] - 10) <= step)  # height
+
+
+def test_the_rows_of_the_shapes_presets_before_train_what_those_presets_trained(monkeypatch):
+    """`gan-shapes-coordconv-before` gives back the shapes preset of 2026-12-02 (third session),
+    so the README rows measured with it can be rerun; the rows built on it keep their own flags."""
+    trained = {}
+    monkeypatch.setattr(cli, "launch_training", lambda kind, preset, options, tag: trained.update(
+        {"preset": preset}))
+
+    def generator(row: str):
+        result = CliRunner().invoke(cli.main, ROWS[row])
+        assert result.exit_code == 0, result.output
+        return trained["preset"].model.generator
+
+    before = gan_preset(True, data="shapes", generator={
+        "latent_masks": True, "offset_coords": True, "coin_box": "l4", "colour_coin": False,
+        "centre_spread": 0.0}).model.generator
+    assert generator("gan-shapes-coordconv-before") == before
+    assert generator("gan-shapes-coordconv-distance-only") == replace(before, offset_coords=False)
+    today = generator("gan-shapes-coordconv")
+    assert not today.latent_masks and not today.offset_coords and today.colour_coin
 
 
 def test_stop_benchmark_runs_one_tiny_iteration():

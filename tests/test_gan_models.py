@@ -338,6 +338,97 @@ def test_chained_centres_follow_their_own_slice_of_z_and_the_centres_before_them
                         chained_centres=True)
 
 
+def test_without_latent_masks_a_layer_is_drawn_from_its_kind_and_centre_alone_after_the_warm_up():
+    """After the warm-up two z of the same kinds at the same centres draw the same masks
+    (colours aside), and the other kind another; at its start the masks are those a G with
+    latent masks draws, from z."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=4, width=4, channels=3, objects=2,
+                             radial=True, kind_coins=True, latent_masks=False)
+    gen = build_generator(config)
+    latent = build_generator(replace(config, latent_masks=True))
+    shared = {key: value for key, value in gen.state_dict().items() if not key.startswith("mask_")}
+    latent.load_state_dict(shared)
+    z = torch.randn(3, 4)
+    z[:, -2:] = torch.tensor([1.0, -1.0])  # first layer a box, second a disc, in every sample
+
+    def masks(model: torch.nn.Module, kinds: torch.Tensor) -> torch.Tensor:
+        firsts = model.first_layers(model.mapping(z), kinds=kinds)
+        return torch.stack([model.layers(first) for first in firsts])
+
+    with torch.no_grad():
+        for model in (gen, latent):
+            _fixed_centres(model, torch.tensor([[0.3, -0.2], [-0.4, 0.5]]))
+        gen.mask_offsets.normal_()
+        kinds = gen.kinds(z)
+        gen.warm_up(0)
+        latent.warm_up(0)
+        assert gen.mask_blend == 0 and torch.allclose(masks(gen, kinds), masks(latent, kinds))
+        gen.warm_up(config.kind_warmup)
+        latent.warm_up(config.kind_warmup)
+        same, varied = masks(gen, kinds), masks(latent, kinds)
+        other = masks(gen, ~kinds)
+    assert torch.allclose(same[:, 1:], same[:, :1].expand_as(same[:, 1:]), atol=1e-6)
+    assert not torch.allclose(varied[:, 1:], varied[:, :1].expand_as(varied[:, 1:]), atol=1e-3)
+    assert not torch.allclose(other, same, atol=1e-3)
+    gen(z).sum().backward()
+    assert gen.mask_offsets.grad.abs().sum() > 0 and gen.latent_in.weight.grad.abs().sum() == 0
+    with pytest.raises(ValueError, match="masks independent of z need radial layers"):
+        GeneratorConfig(arch="tiled", latent_masks=False)
+
+
+def test_a_colour_coin_moves_the_layers_colours_one_layer_on_where_it_is_heads():
+    """Heads, the G draws what one whose colour head is rolled one layer on draws; tails, what
+    one without the coin draws; the coin is the latent entry before the kind coins."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(arch="tiled", resolution=32, latent_dim=6, width=4, channels=3, objects=2,
+                             radial=True, kind_coins=True, colour_coin=True)
+    gen = build_generator(config)
+    plain = build_generator(replace(config, colour_coin=False))
+    plain.load_state_dict(gen.state_dict())
+    rolled = build_generator(replace(config, colour_coin=False))
+    rolled.load_state_dict(gen.state_dict())
+    with torch.no_grad():
+        for tensor in (rolled.colour_in.weight, rolled.colour_in.bias):
+            tensor.copy_(tensor.view(2, 3, -1).roll(1, 0).view_as(tensor))
+        z = torch.randn(8, 6)
+        z[:4, 3], z[4:, 3] = 1.0, -1.0
+        images = gen(z)
+        assert gen.colour_turns(z).tolist() == [True] * 4 + [False] * 4
+        assert torch.allclose(images[:4], rolled(z)[:4], atol=1e-6)
+        assert torch.allclose(images[4:], plain(z)[4:], atol=1e-6)
+        assert not torch.allclose(images[:4], plain(z)[:4], atol=1e-3)
+    assert build_generator(replace(config, colour_coin=False)).colour_turns(z) is None
+    with pytest.raises(ValueError, match="a colour coin rotates the colours of several object layers"):
+        GeneratorConfig(arch="tiled", colour_coin=True)
+    with pytest.raises(ValueError, match="a colour coin needs a latent entry of its own"):
+        replace(config, latent_dim=2)
+
+
+def test_a_centre_spread_starts_the_centres_spread_over_z_about_their_zero_start():
+    """With a spread the centres' pre-tanh coordinates vary over normal z by that many pixels
+    about where the zero start puts every z; without one every z starts at one centre per layer."""
+    config = GeneratorConfig(arch="tiled", latent_dim=8, width=4, channels=3, objects=2, radial=True,
+                             kind_coins=True, centre_spread=6.0)
+    torch.manual_seed(0)
+    gen = build_generator(config)
+    torch.manual_seed(0)
+    still = build_generator(replace(config, centre_spread=0.0))
+    z = torch.randn(20_000, 8)
+    with torch.no_grad():
+        pre = gen.centre_in(gen.mapping(z)) / gen.pixel
+        start = torch.atanh(still.centres(still.mapping(z))).flatten(1) / gen.pixel
+    assert torch.allclose(start.std(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(pre.std(0), torch.full((4,), 6.0), rtol=0.05)
+    assert torch.allclose(pre.mean(0), start[0], atol=0.3)
+    with pytest.raises(ValueError, match="centre spread must be at least 0 pixels"):
+        replace(config, centre_spread=-1.0)
+    with pytest.raises(ValueError, match="a centre spread needs radial layers"):
+        GeneratorConfig(arch="tiled", centre_spread=4.0)
+    with pytest.raises(ValueError, match="chained centres have a head per layer"):
+        replace(config, chained_centres=True)
+
+
 def test_box_distance_starts_at_zero_and_is_the_l_infinity_distance_from_the_centre():
     """Its weights start at 0, so the G draws what it would without it; the feature itself is
     max(|row - centre row|, |column - centre column|): squares about the centre."""
@@ -413,7 +504,7 @@ def test_kind_coins_pick_each_layers_distance_by_the_sign_of_a_latent_entry():
         _fixed_centres(gen, torch.tensor([[3 * pixel, -5 * pixel]] * 2))
         assert gen.kind_blend == 1  # a G built to sample draws boxes
         for step, blend in [(250, 0.25), (config.kind_warmup, 1.0), (5 * config.kind_warmup, 1.0)]:
-            gen.warm_up_kinds(step)
+            gen.warm_up(step)
             firsts = gen.first_layers(gen.mapping(z), kinds=gen.kinds(z))
             boxes = disc.lerp(box, blend)
             for sample, layer, distance in [(0, 0, boxes), (0, 1, disc), (1, 0, disc), (1, 1, boxes)]:
@@ -477,7 +568,8 @@ def test_one_threshold_of_the_kind_coin_distances_draws_both_kinds_at_the_datas_
         assert right(box, threshold, "square") < 0.7
 
 
-def test_the_gan_task_warms_up_kind_coins_with_its_steps():
+def test_the_gan_task_warms_up_kind_coins_and_masks_with_its_steps():
+    """The shapes preset's kind and mask blends follow the step, in the EMA G and a resumed task."""
     config = gan_preset(coordconv=True, data="shapes", generator={"width": 2}).model
     config = config.with_start_colours(((1, 0, 0), (0, 0, 1)))
     task = GANTask(config.for_data(3, 64), torch.device("cpu"))
@@ -485,11 +577,12 @@ def test_the_gan_task_warms_up_kind_coins_with_its_steps():
     warmup = config.generator.kind_warmup
     for step, blend in [(warmup // 4, 0.25), (warmup, 1.0)]:
         task.train_step(real, step)
-        assert task.generator.kind_blend == blend
-        assert task.generator_ema.kind_blend == blend  # sampling draws what training drew
         resumed = GANTask(config.for_data(3, 64), torch.device("cpu"))
         resumed.load_state_dict(task.state_dict())
-        assert resumed.generator.kind_blend == blend and resumed.generator_ema.kind_blend == blend
+        for name in ("kind_blend", "mask_blend"):
+            assert getattr(task.generator, name) == blend
+            assert getattr(task.generator_ema, name) == blend  # sampling draws what training drew
+            assert getattr(resumed.generator, name) == blend and getattr(resumed.generator_ema, name) == blend
 
 
 def test_layers_are_screen_blended_onto_black_each_in_its_colour():

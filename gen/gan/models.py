@@ -88,7 +88,13 @@ class TiledGenerator(nn.Module):
     draw both kinds at the data's sizes span half a pixel, off the grid under a fifth.
     `chained_centres` gives each layer's centre its own slice of z, so layers do not start out
     moving together; `offset_coords` False draws each layer from its distance alone, so every
-    object is symmetric about its centre, as the data's are.
+    object is symmetric about its centre, as the data's are. `centre_spread` starts the
+    centres spread over z rather than at one point per layer; `latent_masks` False hands each
+    layer's mask from z to its kind and its place about the centre alone over the warm-up, one
+    mask per kind for every z after it, as the data's objects of a kind are all one shape;
+    `colour_coin` lets a coin from z move the colours one layer on (two layers: swap them), so
+    each colour is drawn by more than one layer and the layout need not keep one colour on one
+    side of another.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
@@ -97,7 +103,8 @@ class TiledGenerator(nn.Module):
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
         chained = config.chained_centres
-        self.centre_slice = (config.latent_dim - config.objects * config.kind_coins) // config.objects
+        coins = config.objects * config.kind_coins + config.colour_coin
+        self.centre_slice = (config.latent_dim - coins) // config.objects
         mapping: list[nn.Module] = []
         features = config.latent_dim
         for index in range(config.mapping_layers):
@@ -106,6 +113,10 @@ class TiledGenerator(nn.Module):
             features = widths[0] * config.objects
         self.mapping = nn.Sequential(*mapping)
         self.latent_in = nn.Linear(features, widths[0] * config.objects)
+        self.mask_offsets = None
+        if not config.latent_masks:  # mask_blend: how far z's part in the masks has given way to them
+            self.mask_offsets = nn.Parameter(torch.zeros(config.objects, widths[0]))
+            self.register_buffer("mask_blend", torch.ones(()))
         self.colour_in = nn.Linear(features, config.channels * config.objects) if config.objects > 1 else None
         self.coords_in = nn.Linear(2, widths[0], bias=False) if config.offset_coords else None
         self.centre_in = nn.Linear(features, 2 * config.objects) if config.radial and not chained else None
@@ -150,6 +161,8 @@ class TiledGenerator(nn.Module):
                 nn.init.normal_(self.colour_in.bias)
         if config.colour_start == "data":
             self.start_colours_from(config.start_colours)
+        if config.centre_spread > 0:
+            self.spread_centres(config.centre_spread)
         if self.box_in is not None:
             nn.init.zeros_(self.box_in.weight)
 
@@ -164,14 +177,32 @@ class TiledGenerator(nn.Module):
         start = torch.tensor(colours).clamp(0.2, 0.8)
         self.colour_in.bias.copy_(torch.logit(start).flatten())
 
-    def warm_up_kinds(self, step: int) -> None:
-        """Turn box layers from Euclidean to L4 distance over the first `kind_warmup`
-        training steps (kind coins only): a G handed sharp boxes at the start loses to D."""
+    @torch.no_grad()
+    def spread_centres(self, pixels: float) -> None:
+        """Start the centre head's weights at random, scaled so that each centre's pre-tanh
+        coordinates spread this many pixels (standard deviation over normal z) about the
+        start they had: the layers then start spread over the canvas, as the data's objects
+        are, instead of at one centre each that G must learn to spread out."""
+        weight = torch.randn_like(self.centre_in.weight)
+        spread = self.mapping(torch.randn(4096, self.config.latent_dim)) @ weight.T
+        weight *= (pixels * self.pixel / spread.std(0))[:, None]
+        self.centre_in.weight.copy_(weight)
+        self.centre_in.bias.sub_(spread.mean(0) * pixels * self.pixel / spread.std(0))
+
+    def warm_up(self, step: int) -> None:
+        """Over the first `kind_warmup` training steps, turn box layers from Euclidean to
+        their box distance (kind coins) and hand the masks from z to one per kind and layer
+        (without latent masks): a G handed sharp boxes, or masks it cannot vary, at the start
+        loses to D."""
         warmup = self.config.kind_warmup
-        self.kind_blend.fill_(min(1.0, step / warmup) if warmup else 1.0)
+        blend = min(1.0, step / warmup) if warmup else 1.0
+        if self.config.kind_coins:
+            self.kind_blend.fill_(blend)
+        if not self.config.latent_masks:
+            self.mask_blend.fill_(blend)
 
     def kinds(self, z: torch.Tensor) -> torch.Tensor | None:
-        """N x objects bools, True where a layer measures L4 distance (draws a box):
+        """N x objects bools, True where a layer measures its box distance (draws a box):
         the signs of z's last `objects` entries, so each is a fair coin under either latent
         distribution. None without `kind_coins`."""
         if not self.config.kind_coins:
@@ -202,6 +233,14 @@ class TiledGenerator(nn.Module):
             centres.append(torch.tanh(head(torch.cat([part, *centres], 1)).float()))
         return torch.stack(centres, 1)
 
+    def colour_turns(self, z: torch.Tensor) -> torch.Tensor | None:
+        """N bools, True where the layers' colours move one layer on (layer k takes layer k - 1's
+        colour; two layers swap them): the sign of the latent entry before the kind coins. None
+        without `colour_coin`."""
+        if not self.config.colour_coin:
+            return None
+        return z[:, -1 - self.config.objects * self.config.kind_coins] > 0
+
     def coin_box_distance(self, offset: torch.Tensor) -> torch.Tensor:
         """A kind-coin box layer's distance from its centre, of N x H x W x 2 offsets: L4,
         softened at the centre as the radius is, or L-infinity (`coin_box`)."""
@@ -220,6 +259,9 @@ class TiledGenerator(nn.Module):
         coords = self.coords if coords is None else coords
         gain = self.config.first_gain
         latent = self.latent_in(mapped).view(len(mapped), self.config.objects, -1)
+        if self.mask_offsets is not None:
+            offsets = self.mask_offsets.to(latent.dtype).expand_as(latent)  # bf16 under autocast
+            latent = latent.lerp(offsets, self.mask_blend.to(latent.dtype))
         shift = None if shift is None else shift * self.pixel
         if self.config.radial:
             centres = self.centres(mapped, z)
@@ -264,6 +306,9 @@ class TiledGenerator(nn.Module):
             return layers[0]
         alpha = (torch.stack(layers, 1) + 1) / 2
         colour = torch.sigmoid(self.colour_in(mapped)).view(len(z), self.config.objects, 1, 1, -1)
+        turns = self.colour_turns(z)
+        if turns is not None:
+            colour = torch.where(turns[:, None, None, None, None], colour.roll(1, dims=1), colour)
         return 1 - 2 * (1 - alpha * colour).prod(dim=1)
 
     def forward(self, z: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
