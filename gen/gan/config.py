@@ -85,7 +85,7 @@ class GeneratorConfig:
         if self.chained_centres and not (self.radial and self.objects > 1):
             raise InputError("chained centres need several radial layers (--objects 2 --radial; or "
                              "--no-chained-centres): each layer's centre follows the ones before it")
-        coins = self.objects * self.kind_coins + self.colour_coin
+        coins = self.coin_entries
         if self.chained_centres and self.latent_dim - self.objects - coins < 0:
             raise InputError(f"chained centres need a latent entry per object layer beside the {coins} coin "
                              f"entries: {self.objects} layers, latent_dim {self.latent_dim}")
@@ -103,7 +103,7 @@ class GeneratorConfig:
         if self.colour_coin and self.objects < 2:
             raise InputError("a colour coin rotates the colours of several object layers (--objects 2 or "
                              "more; or --no-colour-coin)")
-        if self.colour_coin and self.objects * self.kind_coins + 1 > self.latent_dim:
+        if self.colour_coin and coins > self.latent_dim:
             raise InputError(f"a colour coin needs a latent entry of its own: {coins} coin entries, "
                              f"latent_dim {self.latent_dim}")
         if self.snap_centres and self.subpixel_jitter > 0:
@@ -123,6 +123,13 @@ class GeneratorConfig:
         if self.subpixel_jitter > 0 and self.arch != "tiled":
             raise InputError("subpixel jitter needs the tiled G (it draws every pixel as f(z, i, j)), "
                              f"not the {self.arch} G")
+
+
+    @property
+    def coin_entries(self) -> int:
+        """How many of z's last entries are read as coins: a kind per layer, then the colour coin
+        before them."""
+        return self.objects * self.kind_coins + self.colour_coin
 
 
 @dataclass

@@ -103,8 +103,7 @@ class TiledGenerator(nn.Module):
         self.config = config
         widths = [min(config.width * m, config.max_width) for m in (4, 2, 1)]
         chained = config.chained_centres
-        coins = config.objects * config.kind_coins + config.colour_coin
-        self.centre_slice = (config.latent_dim - coins) // config.objects
+        self.centre_slice = (config.latent_dim - config.coin_entries) // config.objects
         mapping: list[nn.Module] = []
         features = config.latent_dim
         for index in range(config.mapping_layers):
@@ -185,9 +184,9 @@ class TiledGenerator(nn.Module):
         are, instead of at one centre each that G must learn to spread out."""
         weight = torch.randn_like(self.centre_in.weight)
         spread = self.mapping(torch.randn(4096, self.config.latent_dim)) @ weight.T
-        weight *= (pixels * self.pixel / spread.std(0))[:, None]
-        self.centre_in.weight.copy_(weight)
-        self.centre_in.bias.sub_(spread.mean(0) * pixels * self.pixel / spread.std(0))
+        scale = pixels * self.pixel / spread.std(0)
+        self.centre_in.weight.copy_(weight * scale[:, None])
+        self.centre_in.bias.sub_(spread.mean(0) * scale)
 
     def warm_up(self, step: int) -> None:
         """Over the first `kind_warmup` training steps, turn box layers from Euclidean to
@@ -239,7 +238,7 @@ class TiledGenerator(nn.Module):
         without `colour_coin`."""
         if not self.config.colour_coin:
             return None
-        return z[:, -1 - self.config.objects * self.config.kind_coins] > 0
+        return z[:, -self.config.coin_entries] > 0
 
     def coin_box_distance(self, offset: torch.Tensor) -> torch.Tensor:
         """A kind-coin box layer's distance from its centre, of N x H x W x 2 offsets: L4,
