@@ -29,6 +29,18 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # a missing field meant the first tiled G's value.
 FORMAT_1_GENERATOR_DEFAULTS = {"mapping_layers": 0, "first_gain": 1.0, "mapping_tanh": False}
 
+# The tiled G's object-layer fields, removed as they built one data set's generating process
+# into G: each field's value that meant "not used" (None: any value, as it only qualified
+# another). A checkpoint with all of them unused is the generic G and loads; one that used any
+# is refused, naming the last commit that reads it.
+REMOVED_GENERATOR_FIELDS = {
+    "objects": 1, "radial": False, "box_distance": False, "kind_coins": False, "kind_warmup": None,
+    "coin_box": None, "snap_centres": False, "offset_coords": True, "chained_centres": False,
+    "latent_masks": True, "centre_spread": 0.0, "colour_coin": False, "colour_start": "drawn",
+    "start_colours": None,
+}
+LAST_OBJECT_LAYERS_COMMIT = "4ceb405"
+
 
 def config_record(run: RunConfig, model: GANConfig | VAEConfig) -> dict[str, Any]:
     """A run's config as plain data, as `config.json` and checkpoints hold it."""
@@ -87,11 +99,21 @@ def upgrade(payload: dict[str, Any]) -> dict[str, Any]:
     if "precision" not in run:  # runs from before the fast paths: fp32, NCHW, wherever resumed
         run = {**run, "precision": "fp32", "channels_last": False}
     model = payload["config"]["model"]
-    generator = model.get("generator", {})
-    if generator.get("kind_coins") and "coin_box" not in generator:  # the first coins drew L-infinity boxes
-        model = {**model, "generator": {**generator, "coin_box": "linf"}}
+    if "generator" in model:
+        model = {**model, "generator": without_object_layers(model["generator"])}
     payload = {**payload, "config": {**payload["config"], "run": run, "model": model}}
     return payload
+
+
+def without_object_layers(generator: dict[str, Any]) -> dict[str, Any]:
+    """A stored generator config without the removed object-layer fields; InputError when
+    the model used any of them, as its weights are not a generic tiled G's."""
+    used = sorted(name for name, unused in REMOVED_GENERATOR_FIELDS.items()
+                  if name in generator and unused is not None and generator[name] != unused)
+    if used:
+        raise InputError(f"this checkpoint's G uses object layers ({', '.join(used)}), which this version "
+                         f"no longer has; load it with coordgen at commit {LAST_OBJECT_LAYERS_COMMIT}")
+    return {name: value for name, value in generator.items() if name not in REMOVED_GENERATOR_FIELDS}
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:

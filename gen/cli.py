@@ -26,8 +26,6 @@ from gen.configs import (
 from gen.errors import InputError, RunStopped
 from gen.gan.config import (
     ARCHS,
-    COIN_BOXES,
-    COLOUR_STARTS,
     GAN_PRESETS,
     LATENT_DISTRIBUTIONS,
     LOSSES,
@@ -300,8 +298,7 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="With --coordconv: every conv layer or the first only.")
 @click.option("--arch", type=click.Choice(ARCHS), default=None,
               help="Generator: DCGAN, or the authors' tiled-latent CoordConv generator [default: tiled "
-                   "when --coordconv puts CoordConv in G, else dcgan]. Each has its own preset, and "
-                   "the tiled G a second one for shapes.")
+                   "when --coordconv puts CoordConv in G, else dcgan]. Each has its own preset.")
 @click.option("--upsample", type=click.Choice(["nearest", "transpose"]), default=None,
               help="DCGAN G upsampling: nearest x2 + 3x3 conv, or 4x4 stride-2 transposed conv "
                    + _gan_help(lambda m: m.generator.upsample) + ".")
@@ -314,53 +311,6 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Tiled G: training draws each fake up to this many pixels off the pixel grid "
                    "on each axis, so D judges sizes at every sub-pixel position (0: off) "
                    + _gan_help(lambda m: m.generator.subpixel_jitter) + ".")
-@click.option("--objects", type=click.IntRange(min=1), default=None,
-              help="Tiled G: layers it draws, each a mask in a colour of its own "
-                   + _gan_help(lambda m: m.generator.objects) + ".")
-@click.option("--radial/--no-radial", default=None,
-              help="Tiled G: each layer drawn about a centre from z, with the distance from it as a "
-                   "coordinate " + _gan_help(lambda m: m.generator.radial) + ".")
-@click.option("--box-distance/--no-box-distance", default=None,
-              help="Tiled G with --radial: the L-infinity distance from each layer's centre as a "
-                   "coordinate too, so a square is one unit as a circle is "
-                   + _gan_help(lambda m: m.generator.box_distance) + ".")
-@click.option("--kind-coins/--no-kind-coins", default=None,
-              help="Tiled G with --radial: the sign of one latent entry per layer picks its distance, "
-                   "Euclidean (a disc) or L4 (a box), so each object is of one kind or the "
-                   "other, never between "
-                   + _gan_help(lambda m: m.generator.kind_coins) + ".")
-@click.option("--coin-box", type=click.Choice(COIN_BOXES), default=None,
-              help="Kind coins: the box layers' distance, L4 or L-infinity (the first coins') "
-                   + _gan_help(lambda m: m.generator.coin_box) + ".")
-@click.option("--snap-centres/--no-snap-centres", default=None,
-              help="Tiled G with --radial: each layer's centre rounded to the pixel grid, as the "
-                   "data's objects sit (the gradient passed straight through; needs --subpixel-jitter 0) "
-                   + _gan_help(lambda m: m.generator.snap_centres) + ".")
-@click.option("--offset-coords/--no-offset-coords", default=None,
-              help="Tiled G with --radial: each layer sees its pixels' offset from its centre as well as "
-                   "their distance from it (without: a function of the distance alone, so symmetric about "
-                   "the centre) " + _gan_help(lambda m: m.generator.offset_coords) + ".")
-@click.option("--chained-centres/--no-chained-centres", default=None,
-              help="Tiled G with --objects 2 or more and --radial: each layer's centre from its own slice "
-                   "of z and the centres before it, not from the mapping all layers share "
-                   + _gan_help(lambda m: m.generator.chained_centres) + ".")
-@click.option("--latent-masks/--no-latent-masks", default=None,
-              help="Tiled G with --radial: z shapes each layer's mask, not only its centre, kind and colour "
-                   "(without: one mask per kind and layer for every z) "
-                   + _gan_help(lambda m: m.generator.latent_masks) + ".")
-@click.option("--centre-spread", type=click.FloatRange(min=0), default=None,
-              help="Tiled G with --radial: the centres' spread over z at the start, in pixels (the "
-                   "standard deviation before the tanh; 0: every z starts at one centre per layer) "
-                   + _gan_help(lambda m: m.generator.centre_spread) + ".")
-@click.option("--colour-coin/--no-colour-coin", default=None,
-              help="Tiled G with several --objects: a coin from z moves the layers' colours one layer on "
-                   "(two layers: swaps them), so a colour is not tied to one layer "
-                   + _gan_help(lambda m: m.generator.colour_coin) + ".")
-@click.option("--colour-start", type=click.Choice(COLOUR_STARTS), default=None,
-              help="Tiled G with several --objects: each layer's colour starts drawn (at random with "
-                   "--kind-coins, else grey), or from the data (its lit pixels' colours, clustered "
-                   "one per layer) "
-                   + _gan_help(lambda m: m.generator.colour_start) + ".")
 @click.option("--g-width", type=click.IntRange(min=1), default=None,
               help="Generator base width " + _gan_help(lambda m: m.generator.width) + ".")
 @click.option("--d-width", type=click.IntRange(min=1), default=None,
@@ -386,21 +336,14 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
               help="Minibatch standard-deviation feature in D "
                    + _gan_help(lambda m: m.discriminator.minibatch_std) + ".")
 def train_gan(coordconv: bool, coord_in: str, coord_layers: str, arch: str | None, upsample, output_bias,
-              latent_dim, subpixel_jitter, objects, radial, box_distance, kind_coins, coin_box, snap_centres,
-              offset_coords, chained_centres, latent_masks, centre_spread, colour_coin, colour_start, g_width,
-              d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema, ema_rampup, g_steps, minibatch_std,
-              **options) -> None:
+              latent_dim, subpixel_jitter, g_width, d_width, d_kernel, loss, latent, g_lr, d_lr, r1, ema,
+              ema_rampup, g_steps, minibatch_std, **options) -> None:
     """Train a GAN, with or without CoordConv: a DCGAN, or the authors' tiled CoordConv
     generator (the default with --coordconv); each generator has its own tuned preset."""
     preset = gan_preset(
-        coordconv, coord_in, coord_layers, arch, options["data"],
+        coordconv, coord_in, coord_layers, arch,
         generator={"latent_dim": latent_dim, "width": g_width, "upsample": upsample,
-                   "output_bias": output_bias, "subpixel_jitter": subpixel_jitter,
-                   "objects": objects, "radial": radial, "box_distance": box_distance,
-                   "kind_coins": kind_coins, "coin_box": coin_box, "snap_centres": snap_centres,
-                   "offset_coords": offset_coords, "chained_centres": chained_centres,
-                   "latent_masks": latent_masks, "centre_spread": centre_spread,
-                   "colour_coin": colour_coin, "colour_start": colour_start},
+                   "output_bias": output_bias, "subpixel_jitter": subpixel_jitter},
         discriminator={"width": d_width, "kernel_size": d_kernel, "minibatch_std": minibatch_std},
         loss=loss, latent=latent, g_lr=g_lr, d_lr=d_lr, r1_gamma=r1, ema_beta=ema,
         ema_rampup=ema_rampup, g_steps=g_steps)

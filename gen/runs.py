@@ -20,7 +20,6 @@ import torch
 from gen.checkpoint import CHECKPOINT_NAME, load_latest_good, snapshots
 from gen.configs import RESUMABLE_FIELDS, RunConfig, given
 from gen.data.batches import LoaderBatches, RunDataset, TensorBatches, run_dataset
-from gen.data.colours import COLOUR_SAMPLE, object_colours
 from gen.devices import resolve_device
 from gen.distributed import World, init_world, synchronise_batch_norm
 from gen.errors import InputError
@@ -134,16 +133,6 @@ class PreparedRun:
                      self.evaluate)
 
 
-def fit_to_data(model: GANConfig | VAEConfig, data: RunDataset, run: RunConfig) -> GANConfig | VAEConfig:
-    """The model sized for the run's data, with what it measures from the data filled in: a
-    GAN's layer colours with colour_start "data" (kept in its checkpoints)."""
-    model = model.for_data(data.channels, run.resolution)
-    if isinstance(model, GANConfig) and model.generator.colour_start == "data":
-        images = data.first_images(COLOUR_SAMPLE)
-        model = model.with_start_colours(object_colours(images, model.generator.objects, run.seed))
-    return model
-
-
 def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> PreparedRun:
     """A new run in run_dir (which must not hold a checkpoint yet), the model sized for the
     run's data."""
@@ -156,7 +145,7 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     world, device = init_world(resolve_device(run.device))
     seed_everything(run.seed)
     data = run_dataset(run, device)
-    task = build_task(fit_to_data(model, data, run), device, run.seed)
+    task = build_task(model.for_data(data.channels, run.resolution), device, run.seed)
     configure_task(task, world, run, device)
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device, world)))

@@ -1,25 +1,19 @@
-import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from off_grid import off_grid_report, subpixel_extents  # noqa: E402
-from reproduce import COLUMNS, ROWS, SCORE_COLUMNS, table  # noqa: E402
 
-from gen import cli  # noqa: E402
 from gen.data import make_squares  # noqa: E402
-from gen.gan.config import gan_preset  # noqa: E402
 from gen.geometry import decode_samples  # noqa: E402
 
 
@@ -67,27 +61,6 @@ def test_subpixel_extents_measure_squares_between_pixel_centres():
     wide = subpixel_extents(RectangleRenderer(4.75, 5.0), centres, centres.numpy())
     assert np.all(np.abs(wide[:, 0] - 9.5) <= step)  # width
     assert np.all(np.abs(wide[:, 1] - 10) <= step)  # height
-
-
-def test_the_rows_of_the_shapes_presets_before_train_what_those_presets_trained(monkeypatch):
-    """`gan-shapes-coordconv-before` gives back the shapes preset of 2026-12-02 (third session),
-    so the README rows measured with it can be rerun; the rows built on it keep their own flags."""
-    trained = {}
-    monkeypatch.setattr(cli, "launch_training", lambda kind, preset, options, tag: trained.update(
-        {"preset": preset}))
-
-    def generator(row: str):
-        result = CliRunner().invoke(cli.main, ROWS[row])
-        assert result.exit_code == 0, result.output
-        return trained["preset"].model.generator
-
-    before = gan_preset(True, data="shapes", generator={
-        "latent_masks": True, "offset_coords": True, "coin_box": "l4", "colour_coin": False,
-        "centre_spread": 0.0}).model.generator
-    assert generator("gan-shapes-coordconv-before") == before
-    assert generator("gan-shapes-coordconv-distance-only") == replace(before, offset_coords=False)
-    today = generator("gan-shapes-coordconv")
-    assert not today.latent_masks and not today.offset_coords and today.colour_coin
 
 
 def test_stop_benchmark_runs_one_tiny_iteration():
@@ -141,35 +114,6 @@ def test_reference_benchmark_smoke():
     out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--width", "4",
                         "--threads", "1", "--parts", "coordconv")
     assert "| gen DCGAN, CoordConv in every layer |" in out and "pytorch/examples" not in out, out
-
-
-def test_reproduce_smoke(tmp_path):
-    """Two seeds of a 2-step run: the table has the row's command, both seeds and mean [min-max] cells."""
-    out = run_benchmark("reproduce.py", "--rows", "gan-squares-conv", "--seeds", "0,1", "--steps", "2",
-                        "--paths", "2", "--threads", "1", "--reference-steps", "1",
-                        "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "runs.json"))
-    row = next(line for line in out.splitlines() if line.startswith("| `gen train gan` |"))
-    assert "| 0,1 |" in row and "valid" in out, out
-    records = json.loads((tmp_path / "runs.json").read_text())["runs"]
-    assert [record["seed"] for record in records] == [0, 1]
-    assert all(record["metrics"]["step"] == 2 for record in records)
-
-
-def test_reproduce_tables_give_mean_and_range_per_row():
-    def record(row, seed, valid, move, wall_s):
-        return {"row": row, "seed": seed, "command": f"gen train {row}", "wall_s": wall_s,
-                "metrics": {"valid_fraction": valid}, "score": {"move_fraction": move, "valid_fraction": 1.0}}
-
-    records = [record("a", 0, 0.9, 1.0, 60), record("a", 1, 0.8, 0.5, 120), record("b", 0, 0.1, None, 30)]
-    lines = table(records, COLUMNS, 2.0).splitlines()
-    assert lines[0] == "| command | seeds | valid | paths: move | wall min | scaled min |"
-    assert lines[2] == ("| `gen train a` | 0,1 | 0.850 [0.800-0.900] | 0.750 [0.500-1.000] | "
-                        "1.500 [1.000-2.000] | 3.000 [2.000-4.000] |")
-    assert lines[3] == ("| `gen train b` | 0 | 0.100 [0.100-0.100] | - | 0.500 [0.500-0.500] | "
-                        "1.000 [1.000-1.000] |")
-    scores = table(records, SCORE_COLUMNS, None).splitlines()
-    assert scores[0] == "| command | seeds | valid frames | paths: move |"
-    assert scores[2] == "| `gen train a` | 0,1 | 1.000 [1.000-1.000] | 0.750 [0.500-1.000] |"
 
 
 def test_scaling_benchmark_smoke():

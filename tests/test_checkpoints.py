@@ -7,7 +7,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gen.checkpoint import FORMAT, Checkpoint, load_checkpoint, load_task, upgrade
+from gen.checkpoint import (
+    FORMAT,
+    LAST_OBJECT_LAYERS_COMMIT,
+    Checkpoint,
+    load_checkpoint,
+    load_task,
+    upgrade,
+)
 from gen.cli import main
 from gen.configs import from_dict
 from gen.errors import InputError
@@ -86,16 +93,33 @@ def test_upgrade_fills_format1_gan_fields_with_the_values_they_had():
     assert old == (0, 1.0, False)
 
 
-def test_upgrade_keeps_the_l_infinity_boxes_of_the_first_kind_coins():
-    model = asdict(GAN_PRESETS["tiled-shapes"].model)
-    del model["generator"]["coin_box"]
-    for coins, box in [(True, "linf"), (False, "l4")]:
-        model["generator"]["kind_coins"] = coins
-        payload = upgrade({"format": 2, "kind": "gan", "config": {"run": {"steps": 5}, "model": model}})
-        config = from_dict(GANConfig, payload["config"]["model"])
-        assert config.generator.coin_box == box
+OBJECT_LAYERS_UNUSED = {"objects": 1, "radial": False, "box_distance": False, "kind_coins": False,
+                        "kind_warmup": 1000, "coin_box": "l4", "snap_centres": False, "offset_coords": True,
+                        "chained_centres": False, "latent_masks": True, "centre_spread": 0.0,
+                        "colour_coin": False, "colour_start": "drawn", "start_colours": []}
+
+
+def test_upgrade_drops_the_object_layer_fields_a_generic_tiled_g_left_unused():
+    model = asdict(GAN_PRESETS["tiled"].model)
+    model["generator"].update(OBJECT_LAYERS_UNUSED)
+    payload = upgrade({"format": 2, "kind": "gan", "config": {"run": {"steps": 5}, "model": model}})
+    assert from_dict(GANConfig, payload["config"]["model"]) == GAN_PRESETS["tiled"].model
     vae = upgrade({"format": 2, "kind": "vae", "config": {"run": {}, "model": {"beta": 1.0}}})
     assert vae["config"]["model"] == {"beta": 1.0}
+
+
+@pytest.mark.parametrize("field, value", [("objects", 2), ("radial", True), ("kind_coins", True),
+                                          ("offset_coords", False), ("colour_start", "data"),
+                                          ("centre_spread", 4.0)])
+def test_a_checkpoint_whose_g_used_object_layers_is_refused_naming_the_commit_that_loads_it(
+        tmp_path, field, value):
+    model = asdict(GAN_PRESETS["tiled"].model)
+    model["generator"].update({**OBJECT_LAYERS_UNUSED, field: value})
+    payload = {"format": 2, "kind": "gan", "config": {"run": {"steps": 5}, "model": model}, "step": 1,
+               "task": {}, "rng": {}, "data": {}}
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(InputError, match=f"object layers \\({field}\\).*commit {LAST_OBJECT_LAYERS_COMMIT}"):
+        load_checkpoint(tmp_path / "old.pt")
 
 
 def test_load_task_returns_the_typed_checkpoint(vae_checkpoint):

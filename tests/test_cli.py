@@ -68,18 +68,6 @@ def test_the_traceback_reaches_the_terminal(tmp_path):
     (["--resolution", "32"], "squares images are 64 x 64"),
     (["--coordconv", "--coord-layers", "first"], "--coord-layers first needs a DCGAN G"),
     (["--subpixel-jitter", "0.5"], "subpixel jitter needs the tiled G"),
-    (["--objects", "2"], "objects and radial need the tiled G"),
-    (["--coordconv", "--box-distance"], "box distance needs radial layers"),
-    (["--coordconv", "--kind-coins"], "kind coins need radial layers"),
-    (["--coordconv", "--snap-centres"], "snapping centres needs radial layers"),
-    (["--coordconv", "--chained-centres"], "chained centres need several radial layers"),
-    (["--coordconv", "--no-offset-coords"], "they need radial layers (--radial; or --offset-coords)"),
-    (["--coordconv", "--centre-spread", "4"], "a centre spread needs radial layers"),
-    (["--coordconv", "--no-latent-masks"], "masks independent of z need radial layers"),
-    (["--coordconv", "--colour-coin"], "a colour coin rotates the colours of several object layers"),
-    (["--coordconv", "--data", "shapes", "--subpixel-jitter", "0.5"], "add --subpixel-jitter 0 or --no-snap"),
-    (["--coordconv", "--colour-start", "data"], "colours from the data need several object layers"),
-    (["--coordconv", "--data", "shapes", "--objects", "3"], "2 colour(s), fewer than the 3 object layers"),
 ])
 def test_bad_input_from_deep_in_the_library_is_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, [*TRAIN, *args, "--out", str(tmp_path / "run")])

@@ -1,8 +1,6 @@
-import numpy as np
 import pytest
 import torch
 
-from gen.data.colours import object_colours
 from gen.data.notsoclevr import (
     NotSoClevr,
     make_shapes,
@@ -10,7 +8,6 @@ from gen.data.notsoclevr import (
     one_hot_maps,
     render_squares,
 )
-from gen.errors import InputError
 from gen.images import to_model_range
 
 
@@ -127,7 +124,7 @@ def test_render_and_one_hot_helpers_agree():
 
 
 def test_image_range_helpers_round_trip():
-    from gen.images import from_uint8, to_model_range, to_uint8
+    from gen.images import from_uint8, to_uint8
 
     pixels = torch.tensor([0, 1, 127, 128, 254, 255], dtype=torch.uint8).view(1, 1, 2, 3)
     floats = to_model_range(pixels)
@@ -136,28 +133,3 @@ def test_image_range_helpers_round_trip():
     assert (to_uint8(floats) == pixels.permute(0, 2, 3, 1).numpy()).all()
     assert torch.equal(from_uint8(pixels.permute(0, 2, 3, 1)), floats)
 
-
-def test_object_colours_are_the_shapes_red_and_blue_red_first():
-    images = to_model_range(make_shapes(64, seed=0).images)
-    assert object_colours(images, 2) == ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))
-
-
-def test_object_colours_are_the_means_of_the_lit_pixels_clusters_and_skip_the_dark_ones():
-    """Two noisy colours over a dark background with dim specks: the k-means centres are the
-    two colours' means, whatever the share of each, also from a subsample of more lit pixels
-    than are clustered."""
-    noise = torch.Generator().manual_seed(0)
-    green = torch.tensor([0.1, 0.9, 0.2]) + 0.03 * torch.randn(180_000, 3, generator=noise)
-    orange = torch.tensor([0.9, 0.6, 0.1]) + 0.03 * torch.randn(60_000, 3, generator=noise)
-    dark = 0.3 * torch.rand(60_000, 3, generator=noise)
-    pixels = torch.cat([green, orange, dark]).clamp(0, 1)
-    images = (pixels * 2 - 1).T.reshape(3, 3, 200, 500).transpose(0, 1)
-    (first, second) = object_colours(images, 2, seed=1)
-    assert np.allclose(first, orange.mean(0).clamp(0, 1), atol=0.01)
-    assert np.allclose(second, green.mean(0).clamp(0, 1), atol=0.01)
-
-
-def test_object_colours_need_as_many_lit_colours_as_layers():
-    squares = to_model_range(make_squares().images[:16])
-    with pytest.raises(InputError, match="hold 1 colour\\(s\\), fewer than the 2 object layers"):
-        object_colours(squares, 2)

@@ -163,14 +163,6 @@ class RunDataset:
             raise ValueError(f"--data {self.source} is not a generated set: its images are read from files")
         return self.generated.part("train").images
 
-    def first_images(self, count: int) -> torch.Tensor:
-        """The set's first `count` training images (or all, if fewer), float N x C x H x W in
-        [-1, 1] on the CPU: a fixed sample to measure the data by."""
-        if self.files is not None:
-            return torch.stack([self.files[index][0] for index in range(min(count, len(self.files)))])
-        images = self.held if self.held is not None else self.train_images()
-        return to_model_range(images[:count].cpu())
-
     def held_out(self) -> NotSoClevr | None:
         """The test rows of a split, on the CPU, or None when nothing is held out."""
         if self.generated is None or "test" not in self.generated.labels:

@@ -52,8 +52,6 @@ class GANTask(Task):
         config = self.config
         world = self.world
         batch = len(real) * world.size  # every rank draws the global batch's latents, keeps its slice
-        if config.generator.kind_coins or not config.generator.latent_masks:
-            self.generator.warm_up(step)
         with torch.no_grad(), self.autocast():
             fake = self.generate(batch)
         use_r1 = config.r1_gamma > 0 and step % config.r1_every == 0
