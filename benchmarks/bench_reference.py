@@ -32,8 +32,9 @@ from gen.gan.task import GANTask
 from gen.images import to_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import speed_reference  # noqa: E402
 from timing import alternating_medians, timing_device  # noqa: E402
+
+from gen import speed_reference  # noqa: E402
 
 PARTS = ("reference", "coordconv", "data")
 

@@ -607,3 +607,53 @@ def toy(task: str, coordconv: bool, split: str | None, data_path: Path | None, e
     if json_out is not None:
         save_json(json_out, record)
         click.echo(f"wrote {json_out}")
+
+
+@main.group()
+def experiment() -> None:
+    """Named, controlled comparisons: run them over seeds into result files, render the docs."""
+
+
+@experiment.command("list")
+def experiment_list() -> None:
+    """The experiments, with the factor each varies."""
+    from gen.experiments import load_all
+
+    for item in load_all():
+        click.echo(f"{item.name}: {item.title} ({len(item.rows)} rows x {len(item.seeds)} seeds; "
+                   f"varies {item.factor})")
+
+
+@experiment.command("run")
+@click.argument("name")
+@click.option("--seeds", default=None, help="Comma-separated seeds [default: the experiment's].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once, each a process of its own (on a GPU all on the one device). On the "
+                   "CPU more than 1 shares the cores, so wall times stop being each run's own.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Intra-op threads per run [default: the CPU's cores / --jobs; 1 on a GPU].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Replace every training row's steps (a smoke run: results go under runs/experiments/, "
+                   "never into results/).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the result files [default: results/NAME].")
+def experiment_run(name: str, seeds: str | None, device: str, jobs: int, threads: int | None,
+                   steps: int | None, out: Path | None) -> None:
+    """Run every row of experiment NAME at every seed, skipping runs whose result file exists."""
+    from gen.experiments import load, parse_seeds
+    from gen.experiments.runner import Plan, default_threads, run
+
+    item = load(name)
+    chosen = item.seeds if seeds is None else parse_seeds(seeds)
+    if steps is not None and any(row.kind == "toy" for row in item.rows):
+        raise InputError(f"--steps replaces training steps; {name}'s toy rows train for epochs")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is visible")
+    plan = Plan(item, chosen, device, jobs, threads or default_threads(device, jobs), steps, out)
+    failures = run(plan, click.echo)
+    if failures:
+        raise click.ClickException(f"{len(failures)} run(s) failed (above); rerun to retry them")

@@ -9,7 +9,7 @@ The loop is pytorch/examples' dcgan/main.py (Radford et al.): nz 100, ngf = ndf 
 and a fake batch, one G step. Real images are fixed random tensors: the reference measures
 compute, not data loading.
 
-Usage: python benchmarks/speed_reference.py [--steps 20] [--warmup 3] [--threads 2]
+Usage: python -m gen.speed_reference [--steps 20] [--warmup 3] [--threads 2]
 """
 
 from __future__ import annotations
