@@ -175,8 +175,11 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         checked(command, plan.threads)
         record["wall_s"] = round(time.perf_counter() - start, 1)
-        metrics = json.loads(toy_json.read_text())
-        record.update(command="gen " + " ".join(command), config=metrics, metrics=metrics, score=None)
+        toy = json.loads(toy_json.read_text())
+        metric = next(key.removeprefix("train_") for key in toy if key.startswith("train_"))
+        metrics = {"metric": metric, "train": toy[f"train_{metric}"], "test": toy[f"test_{metric}"],
+                   "params": toy["params"], "seconds": toy["seconds"]}
+        record.update(command="gen " + " ".join(command), config=toy, metrics=metrics, score=None)
         return record
     command = [*argv, "--seed", str(seed), "--out", str(run_dir), "--device", plan.device]
     if (run_dir / "checkpoint.pt").is_file():
