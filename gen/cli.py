@@ -657,3 +657,22 @@ def experiment_run(name: str, seeds: str | None, device: str, jobs: int, threads
     failures = run(plan, click.echo)
     if failures:
         raise click.ClickException(f"{len(failures)} run(s) failed (above); rerun to retry them")
+
+
+@experiment.command("report")
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 when a committed page differs from its rendering.")
+def experiment_report(check_only: bool) -> None:
+    """Render docs/results/NAME.md for every experiment, and the README's results table, from
+    the result files under results/ (run from the checkout's root)."""
+    from gen.experiments.report import stale, write
+
+    if check_only:
+        differing = stale()
+        if differing:
+            click.echo("out of date (run gen experiment report): " + ", ".join(map(str, differing)), err=True)
+            raise SystemExit(1)
+        click.echo("every results page matches its rendering")
+        return
+    changed = write()
+    click.echo("wrote " + ", ".join(map(str, changed)) if changed else "every results page was up to date")

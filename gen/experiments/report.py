@@ -1,0 +1,227 @@
+"""Render the results pages (docs/results/NAME.md) and the README's results table from the
+result files, so that every number in the docs comes from a record; `check` finds the pages
+that differ from their rendering."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from gen.errors import InputError
+from gen.experiments import Experiment, Metric, Row, load_all
+from gen.experiments.runner import RESULTS, read_result
+
+DOCS = Path("docs/results")
+README = Path("README.md")
+BEGIN = "<!-- results: rendered by `gen experiment report` from results/; do not edit by hand -->"
+END = "<!-- results: end -->"
+
+
+def load_records(experiment: Experiment, root: Path = Path()) -> list[dict]:
+    """Every result record of an experiment, in row then seed order; InputError naming a file
+    that does not parse or names no row of the experiment."""
+    folder = root / RESULTS / experiment.name
+    records = []
+    rows = [row.name for row in experiment.rows]
+    for path in sorted(folder.glob("*.json")):
+        record = read_result(path)
+        if record["row"] not in rows:
+            raise InputError(f"{path}: row {record['row']!r} is not a row of experiment {experiment.name}")
+        records.append(record)
+    return sorted(records, key=lambda record: (rows.index(record["row"]), record["seed"]))
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    """'mean [min-max]' of the values, or '-' when there are none."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def digits_for(metric: Metric) -> int:
+    return 0 if metric.label == "params" else 3
+
+
+def row_records(records: list[dict], row: Row) -> list[dict]:
+    return [record for record in records if record["row"] == row.name]
+
+
+def seeds_cell(experiment: Experiment, rows: list[dict]) -> str:
+    seeds = ",".join(str(record["seed"]) for record in rows)
+    missing = [seed for seed in experiment.seeds if seed not in {record["seed"] for record in rows}]
+    if not rows:
+        return "none yet"
+    return seeds + (f" (missing {','.join(map(str, missing))})" if missing else "")
+
+
+def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
+    titles = [metric.label for metric in experiment.metrics] + ["wall min"]
+    lines = ["| row | command | seeds | " + " | ".join(titles) + " |",
+             "|---|---|---|" + "---:|" * len(titles)]
+    for row in experiment.rows:
+        rows = row_records(records, row)
+        cells = [spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
+                 for metric in experiment.metrics]
+        cells.append(spread([r["wall_s"] / 60 for r in rows], 1))
+        lines.append(f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells)
+                     + " |")
+    return lines
+
+
+def paired_table(experiment: Experiment, records: list[dict]) -> list[str]:
+    """Each row with a baseline, minus that baseline on the same seed: mean [min-max]."""
+    metrics = [metric for metric in experiment.metrics if metric.label != "params"]
+    lines = ["| row | baseline | seeds | " + " | ".join(f"d {metric.label}" for metric in metrics) + " |",
+             "|---|---|---|" + "---:|" * len(metrics)]
+    for row in experiment.rows:
+        if row.baseline is None:
+            continue
+        base = {record["seed"]: record for record in row_records(records, experiment.row(row.baseline))}
+        pairs = [(record, base[record["seed"]]) for record in row_records(records, row)
+                 if record["seed"] in base]
+        cells = []
+        for metric in metrics:
+            values = [(metric.read(a), metric.read(b)) for a, b in pairs]
+            cells.append(spread([a - b for a, b in values if a is not None and b is not None]))
+        seeds = ",".join(str(a["seed"]) for a, _ in pairs) or "none yet"
+        lines.append(f"| {row.name} | {row.baseline} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def pictures(experiment: Experiment, records: list[dict], root: Path) -> list[str]:
+    """Per row, the sample grid and position heat map of its lowest seed with both."""
+    lines = ["| row | seed | samples | position heat map (generated, real) |", "|---|---:|---|---|"]
+    for row in experiment.rows:
+        for record in row_records(records, row):
+            stem = f"{row.name}-seed{record['seed']}"
+            folder = root / RESULTS / experiment.name
+            if (folder / f"{stem}-samples.png").is_file() and (folder / f"{stem}-heatmap.png").is_file():
+                link = f"../../{RESULTS}/{experiment.name}/{stem}"
+                lines.append(f"| {row.name} | {record['seed']} | ![{stem} samples]({link}-samples.png) | "
+                             f"![{stem} heat map]({link}-heatmap.png) |")
+                break
+    return lines if len(lines) > 2 else []
+
+
+def provenance(records: list[dict]) -> list[str]:
+    """Which code, machine and settings made the records, grouped."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        machine = record.get("machine", {})
+        hardware = machine.get("gpu") or machine.get("cpu", "?")
+        key = (record.get("commit") or "?", hardware, machine.get("torch", "?"), machine.get("threads"),
+               record.get("jobs"))
+        groups[key].append(record)
+    lines = ["| runs | commit | machine | torch | threads x jobs | speed reference (s) | dates (UTC) |",
+             "|---:|---|---|---|---|---|---|"]
+    for (commit, hardware, torch, threads, jobs), group in groups.items():
+        readings = [r["speed_reference_s"] for r in group if r.get("speed_reference_s") is not None]
+        dates = sorted(r.get("date", "?")[:10] for r in group)
+        reading = f"{min(readings):.3f}-{max(readings):.3f}" if readings else "-"
+        span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+        lines.append(f"| {len(group)} | {commit} | {hardware} | {torch} | {threads} x {jobs} | {reading} "
+                     f"| {span} |")
+    return lines
+
+
+def render_page(experiment: Experiment, records: list[dict], root: Path = Path()) -> str:
+    finding = experiment.finding or "Not stated yet: the rows have not all run."
+    score_note = (f" Interpolation paths: {experiment.paths} per run, scored by `gen interpolate --score`"
+                  " (a model with too few valid samples to find path endpoints has none)."
+                  if any(metric.path.startswith("score.") for metric in experiment.metrics) else "")
+    lines = [
+        f"# {experiment.title}",
+        "",
+        f"<!-- rendered by `gen experiment report` from results/{experiment.name}/ and "
+        f"gen/experiments/definitions/{experiment.name}.toml; do not edit by hand -->",
+        "",
+        f"**Finding.** {finding}",
+        "",
+        f"**What varies:** {experiment.factor}. {experiment.description}",
+        "",
+        f"Run it with `gen experiment run {experiment.name}` (seeds {', '.join(map(str, experiment.seeds))}; "
+        "each row's command gets `--seed S --out DIR --device D`), then `gen experiment report`.",
+        "",
+        "## Results",
+        "",
+        "Mean [min, max] over the seeds (a single value where one seed has run). Metrics are the "
+        f"run's last evaluation (`metrics.json`).{score_note} Wall minutes are the training command's.",
+        "",
+        *results_table(experiment, records),
+    ]
+    if any(row.baseline for row in experiment.rows):
+        lines += ["", "## Paired differences", "",
+                  "Each row minus its baseline row on the same seed: mean [min, max] over the seeds.", "",
+                  *paired_table(experiment, records)]
+    shown = pictures(experiment, records, root) if experiment.images else []
+    if shown:
+        lines += ["", "## Samples and where they land", "",
+                  "16 samples, and the mean of 1,000 samples beside the real data's (`gen metrics coverage "
+                  "--heatmap`), of one seed per row.", "", *shown]
+    if records:
+        lines += ["", "## Provenance", "",
+                  "Every record holds its full command, resolved config, seed, commit, machine and date. "
+                  "Runs with jobs above 1 shared the CPU, so their wall times are not each run's alone.", "",
+                  *provenance(records)]
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(experiments: list[Experiment], records: dict[str, list[dict]]) -> str:
+    lines = [BEGIN]
+    for experiment in experiments:
+        headline = [metric for metric in experiment.metrics if metric.label in experiment.headline]
+        lines += ["", f"[{experiment.title}](docs/results/{experiment.name}.md): "
+                      f"{experiment.finding or 'not stated yet.'}", "",
+                  "| row | seeds | " + " | ".join(metric.label for metric in headline) + " |",
+                  "|---|---|" + "---:|" * len(headline)]
+        for row in experiment.rows:
+            rows = row_records(records[experiment.name], row)
+            cells = [spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
+                     for metric in headline]
+            lines.append(f"| {row.name} | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def with_block(readme: str, block: str) -> str:
+    """The README with its results block replaced; InputError when it has no block."""
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        raise InputError(f"{README} has no results block ({BEGIN} ... {END})")
+    return readme[:start] + block + readme[end + len(END):]
+
+
+def rendered(root: Path = Path()) -> dict[Path, str]:
+    """Every rendered file (relative to root) and its text."""
+    experiments = load_all()
+    records = {experiment.name: load_records(experiment, root) for experiment in experiments}
+    files = {DOCS / f"{experiment.name}.md": render_page(experiment, records[experiment.name], root)
+             for experiment in experiments}
+    readme = root / README
+    if readme.is_file():
+        files[README] = with_block(readme.read_text(), readme_block(experiments, records))
+    return files
+
+
+def write(root: Path = Path()) -> list[Path]:
+    """Render every page and the README's block; returns the files that changed."""
+    from gen.fileio import atomic_path
+
+    changed = []
+    for path, text in rendered(root).items():
+        target = root / path
+        if target.is_file() and target.read_text() == text:
+            continue
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+        changed.append(path)
+    return changed
+
+
+def stale(root: Path = Path()) -> list[Path]:
+    """The rendered files whose committed text differs from their rendering (or that are missing)."""
+    return [path for path, text in rendered(root).items()
+            if not (root / path).is_file() or (root / path).read_text() != text]
