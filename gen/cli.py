@@ -271,6 +271,9 @@ def launch_training(kind: str, preset: Preset, options: dict, tag: str) -> None:
         prepared = runs.prepare_start(run, preset.model, run_dir)
         if prepared.task.world.is_main:
             click.echo(f"run directory: {run_dir}")
+    if prepared.task.world.is_main:
+        for warning in prepared.warnings:
+            click.echo(f"warning: {warning}", err=True)
     outcome = prepared.train()
     # Only after a clean end: a group torn down while other ranks still wait in a collective
     # can block, and after a failure the process exits anyway.

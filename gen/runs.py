@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fcntl
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,15 +42,16 @@ def default_run_dir(kind: str, tag: str = "") -> Path:
 
 
 def evaluator(data: RunDataset, run: RunConfig, device: torch.device,
-              world: World) -> Callable[[Task], dict] | None:
-    """What rank 0 measures at evaluation steps: for Not-so-Clevr data the geometric metrics
-    of samples (plus the task's own on the held-out part of a split); for natural images
-    FID and its companions against the run's own data (`fid_samples` of each; 0: none)."""
+              world: World) -> tuple[Callable[[Task], dict] | None, tuple[str, ...]]:
+    """What rank 0 measures at evaluation steps, and warnings to show as the run starts: for
+    Not-so-Clevr data the geometric metrics of samples (plus the task's own on the held-out
+    part of a split); for natural images FID and its companions against the run's own data
+    (`fid_samples` of each; 0: none)."""
     if not world.is_main:
-        return None
+        return None, ()
     if data.geometry is None:
         count = fid_count(run, device)
-        return fidelity_evaluator(run, count, device) if count else None
+        return fidelity_evaluator(run, count, device) if count else (None, ())
     held_out = data.held_out()
 
     def evaluate(task: Task) -> dict:
@@ -58,7 +61,7 @@ def evaluator(data: RunDataset, run: RunConfig, device: torch.device,
             metrics.update(task.held_out_metrics(held_out, device))
         return metrics
 
-    return evaluate
+    return evaluate, ()
 
 
 def fid_count(run: RunConfig, device: torch.device) -> int:
@@ -69,23 +72,34 @@ def fid_count(run: RunConfig, device: torch.device) -> int:
     return 5000 if device.type == "cuda" else 1000
 
 
-def fidelity_evaluator(run: RunConfig, count: int, device: torch.device) -> Callable[[Task], dict]:
+def fidelity_evaluator(run: RunConfig, count: int,
+                       device: torch.device) -> tuple[Callable[[Task], dict], tuple[str, ...]]:
     """FID, KID, precision/recall and density/coverage of samples against a seeded subset of
-    the run's data; the Inception weights are loaded now, so a missing file stops the start."""
+    the run's data. The Inception weights are loaded now: a weights file that was named but
+    does not load, or FID asked for with --fid-samples, stops the start; with neither, a
+    machine that cannot download them (offline, as compute nodes often are) trains without
+    FID, says so once, and records FID as unavailable with the reason."""
     from gen.data.image_sets import open_image_set
-    from gen.metrics.fidelity import Inception, measure
+    from gen.metrics.fidelity import WEIGHTS_ENV, Inception, measure
 
     reference = open_image_set(run.root, run.resolution, run.data)
+    named = run.inception_weights is not None or os.environ.get(WEIGHTS_ENV)
     try:
         inception = Inception(run.inception_weights, device)
     except InputError as error:
-        raise InputError(f"{error}; or train without FID: --fid-samples 0") from None
+        if named or run.fid_samples is not None:
+            raise InputError(f"{error}; or train without FID: --fid-samples 0") from None
+        reason = str(error)
+        warning = (f"FID is off for this run: {reason.split('; pass')[0]}. Turn it on with "
+                   f"--inception-weights FILE or {WEIGHTS_ENV}=FILE (torch-fidelity's Inception-v3 "
+                   "weights), or silence this with --fid-samples 0")
+        return (lambda task: {"fid": None, "fid_unavailable": reason}), (warning,)
 
     def evaluate(task: Task) -> dict:
         samples = to_uint8(draw_samples(task, count, run.seed + 2, device))
         return measure(samples, reference, inception, count, run.seed)
 
-    return evaluate
+    return evaluate, ()
 
 
 def configure_task(task: Task, world: World, run: RunConfig, device: torch.device) -> None:
@@ -112,6 +126,35 @@ def check_writable(run_dir: Path) -> None:
         raise InputError(f"cannot write in the run directory {run_dir} ({error.strerror or error})") from None
 
 
+class RunLock:
+    """An exclusive lock on a run directory, so two processes never write one run: a second
+    writer is refused at once. The kernel drops it when the process ends, however it ends,
+    so a crashed run's lock never blocks its resume."""
+
+    NAME = "run.lock"
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / self.NAME
+        self.file = open(path, "a+")  # noqa: SIM115 (held open for the run's life)
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise InputError(f"{run_dir} is being written by {holder}; wait for it to end or stop it "
+                             "(a run directory has one writer at a time)") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"process {os.getpid()} on {socket.gethostname()}")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+
+
 @dataclass
 class PreparedRun:
     """A run with its data, task and state built and checked: bad input has been reported
@@ -126,11 +169,17 @@ class PreparedRun:
     start_step: int
     evaluate: Callable[[Task], dict] | None
     passed_over: tuple[tuple[Path, str], ...] = ()  # unreadable checkpoints a resume fell back past, why
+    warnings: tuple[str, ...] = ()  # for the user as the run starts (rank 0)
+    lock: RunLock | None = None  # rank 0's hold on the run directory, from ready() to the end of train()
 
     def train(self) -> Outcome:
         """Train to `run.steps` (or until a stop signal)."""
-        return train(self.task, self.run, self.batches, self.run_dir, self.device, self.start_step,
-                     self.evaluate)
+        try:
+            return train(self.task, self.run, self.batches, self.run_dir, self.device, self.start_step,
+                         self.evaluate)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | os.PathLike) -> PreparedRun:
@@ -148,7 +197,8 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     task = build_task(model.for_data(data.channels, run.resolution), device, run.seed)
     configure_task(task, world, run, device)
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
-    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluator(data, run, device, world)))
+    evaluate, warnings = evaluator(data, run, device, world)
+    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluate, warnings=warnings))
 
 
 def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **changes: object) -> PreparedRun:
@@ -176,8 +226,9 @@ def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **change
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     batches.load_state_dict(checkpoint.data)
     set_rng_state(checkpoint.rng)
-    return ready(PreparedRun(task, run, batches, run_dir, device, checkpoint.step,
-                             evaluator(data, run, device, world), tuple(skipped)))
+    evaluate, warnings = evaluator(data, run, device, world)
+    return ready(PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluate, tuple(skipped),
+                             warnings))
 
 
 def ready(prepared: PreparedRun) -> PreparedRun:
@@ -188,6 +239,7 @@ def ready(prepared: PreparedRun) -> PreparedRun:
     world = prepared.task.world
     if world.is_main:
         check_writable(prepared.run_dir)
+        prepared.lock = RunLock(prepared.run_dir)
         for path, _ in prepared.passed_over:
             path.rename(path.with_name(path.name + ".unreadable"))
     world.any(False)

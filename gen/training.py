@@ -268,6 +268,9 @@ def evaluate_agreed(task: Task, evaluate: Callable[[Task], dict] | None, writer,
         metrics = evaluate(task)
         for key, value in flatten_metrics(metrics).items():
             writer.add_scalar(f"metrics/{key}", value, step)
+        for key, value in metrics.items():  # a metric that could not be measured, and why
+            if key.endswith("_unavailable"):
+                writer.add_text(f"metrics/{key}", str(value), step)
         with write_errors_stop(f"the step {step} metrics", run_dir, kept_state(last_saved)):
             save_metrics(run_dir / f"metrics-{step:07d}.json", metrics)
             save_metrics(run_dir / "metrics.json", {"step": step, **metrics})

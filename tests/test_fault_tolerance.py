@@ -388,3 +388,52 @@ def test_loader_workers_start_with_the_stop_signals_blocked():
             os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def wait_for_lock(run_dir: Path, process: subprocess.Popen) -> None:
+    """Wait until a training process holds the run directory's lock (it then trains)."""
+    lock = run_dir / runs.RunLock.NAME
+    deadline = time.monotonic() + 60
+    while not (lock.is_file() and f"process {process.pid}" in lock.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None, "the run never took the lock"
+        time.sleep(0.05)
+
+
+def test_a_second_writer_on_a_run_directory_is_refused_in_one_line(tmp_path):
+    """A resume, or a new run, on a directory another process is training gets one line and
+    exit 2; the first run goes on and ends as if alone."""
+    run_dir = tmp_path / "run"
+    runs.start(RunConfig(steps=2, batch_size=4, eval_every=100, device="cpu"), tiny_model(), run_dir)
+    first = gen_process("train", "gan", "--resume", str(run_dir), "--steps", "100000")
+    wait_for_lock(run_dir, first)
+    try:
+        for args, message in [(["train", "gan", "--resume", str(run_dir), "--steps", "200000"],
+                               f"is being written by process {first.pid}"),
+                              ([*TINY_CLI, "--steps", "3", "--out", str(run_dir)], "already holds a run")]:
+            second = subprocess.run([sys.executable, "-m", "gen", *args], capture_output=True, text=True,
+                                    timeout=120)
+            assert second.returncode == 2 and message in second.stderr, second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert f"after step {load_checkpoint(run_dir).step}" in out
+
+
+def test_a_crashed_runs_lock_does_not_block_its_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    runs.start(RunConfig(steps=2, batch_size=4, eval_every=100, device="cpu"), tiny_model(), run_dir)
+    holder = gen_process("train", "gan", "--resume", str(run_dir), "--steps", "100000")
+    wait_for_lock(run_dir, holder)
+    holder.kill()  # SIGKILL: no handler runs, the process releases nothing itself
+    holder.communicate(timeout=60)
+    resumed = CliRunner().invoke(main, ["train", "gan", "--resume", str(run_dir), "--steps", "4"])
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(run_dir).step == 4
+
+
+def tiny_model():
+    from gen.gan.config import gan_preset
+
+    return gan_preset(generator={"width": 2, "latent_dim": 4}, discriminator={"width": 2}).model

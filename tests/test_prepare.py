@@ -182,3 +182,51 @@ def test_a_resume_keeps_the_saved_lines_of_sources_txt(tmp_path, content, count,
         prepare_module._truncate_lines(path, handle, count)
         handle.write("next\n")
     assert path.read_bytes() == kept + b"next\n"
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """A machine that cannot download the Inception weights and has none cached or named."""
+    monkeypatch.delenv("GEN_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+
+
+@pytest.mark.parametrize("source", ["folder", "lsun", "prepared"])
+def test_offline_natural_image_runs_train_without_fid_and_say_so_once(folder, tmp_path, offline, source):
+    roots = {"folder": folder, "lsun": tmp_path / "lsun", "prepared": tmp_path / "prepared"}
+    if source == "lsun":
+        write_lsun(roots["lsun"], {f"{i:040x}".encode(): encoded((40, 50), (20 * i, 0, 0), "JPEG")
+                                   for i in range(8)} | {b"e" * 40: b"not an image"})
+    if source == "prepared":
+        prepare("folder", folder, 32, roots["prepared"], workers=1)
+    train = ["train", "gan", "--data", source, "--root", str(roots[source]), "--resolution", "32",
+             "--steps", "2", "--batch-size", "4", "--g-width", "2", "--d-width", "2", "--workers", "0",
+             "--device", "cpu", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, train)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "FID is off" in warnings[0] and "--inception-weights" in warnings[0]
+    measured = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert measured["fid"] is None and "could not download" in measured["fid_unavailable"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "metrics/fid_unavailable/text_summary" in events.Tags()["tensors"]
+
+
+def test_offline_fid_asked_for_is_still_a_one_line_error(folder, tmp_path, offline):
+    train = ["train", "gan", "--data", "folder", "--root", str(folder), "--resolution", "32", "--steps", "2",
+             "--fid-samples", "8", "--device", "cpu", "--out", str(tmp_path / "run")]
+    images = tmp_path / "images.npz"
+    np.savez(images, images=np.zeros((4, 32, 32, 3), np.uint8))
+    for command in (train, ["metrics", "fid", str(images), "--ref", str(images)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2 and "could not download" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
