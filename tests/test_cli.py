@@ -1,14 +1,15 @@
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from gen.cli import main
 
+REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "gan", "--steps", "2", "--batch-size", "4", "--g-width", "4", "--d-width", "4",
          "--latent-dim", "8", "--eval-every", "100", "--device", "cpu"]
 
@@ -17,18 +18,30 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
-def test_console_script_and_python_m_list_the_same_commands():
-    script = shutil.which("gen")
-    assert script is not None, "pip install -e . puts the gen console script on PATH"
+def gen_script() -> str | None:
+    """The `gen` console script of this Python: beside its executable (a venv used without
+    activating it), else on PATH."""
+    beside = Path(sys.executable).parent / "gen"
+    return str(beside) if beside.is_file() else shutil.which("gen")
+
+
+def test_console_script_python_m_and_the_checkouts_cli_py_list_the_same_commands():
+    script = gen_script()
+    assert script is not None, "pip install -e . puts the gen console script beside python"
     listed = run(script, "--help")
     module = run(sys.executable, "-m", "gen", "--help")
-    assert listed.returncode == module.returncode == 0
-    assert listed.stdout == module.stdout
-    assert all(command in listed.stdout for command in ("data", "train", "sample", "metrics", "interpolate"))
+    checkout = run(sys.executable, str(REPO / "cli.py"), "--help")
+    assert listed.returncode == module.returncode == checkout.returncode == 0
+    assert listed.stdout == module.stdout == checkout.stdout
+    assert all(command in listed.stdout for command in ("data", "train", "sample", "metrics", "interpolate",
+                                                        "experiment"))
 
 
-def test_nothing_named_cli_is_installed_at_the_top_level():
-    assert importlib.util.find_spec("cli") is None
+def test_nothing_named_cli_is_installed_at_the_top_level(tmp_path):
+    """cli.py serves a checkout; outside one, no module `cli` is importable."""
+    code = "import importlib.util; print(importlib.util.find_spec('cli'))"
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip() == "None"
 
 
 def test_help_imports_no_torch():
