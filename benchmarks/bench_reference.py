@@ -11,7 +11,8 @@ the data path: side by side in one process, alternating, medians.
    does) and from a DataLoader over the same set.
 
 Usage: python benchmarks/bench_reference.py [--steps 10] [--repeats 3] [--threads 2]
-       [--width 64] [--device cpu] [--parts reference,coordconv,data]
+       [--width 64] [--device cpu] [--bf16] [--channels-last] [--compile]
+       [--parts reference,coordconv,data]
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from gen.configs import RunConfig
 from gen.data import make_squares
 from gen.data.batches import LoaderBatches, TensorBatches
 from gen.gan.config import gan_preset
 from gen.gan.task import GANTask
 from gen.images import to_model_range
+from gen.speed import apply_fast_paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import alternating_medians, timing_device  # noqa: E402
@@ -64,16 +67,23 @@ def reference_step(device: torch.device, width: int) -> Callable[[], None]:
     return step
 
 
+FP32 = RunConfig(steps=1, precision="fp32", channels_last=False)
+
+
 def gen_step(device: torch.device, width: int, same_work: bool,
-             coordconv: bool = False) -> Callable[[], None]:
-    """One `GANTask.train_step` of gen's DCGAN at `width`, batch 64."""
+             coordconv: bool = False, fast: RunConfig = FP32) -> Callable[[], None]:
+    """One `GANTask.train_step` of gen's DCGAN at `width`, batch 64, with the fast paths of
+    `fast` (precision, channels_last, compile) set as `gen train` sets them."""
     sizes = {"latent_dim": 100, "width": width}
     settings = dict(r1_gamma=0.0, g_steps=1, ema_beta=0.0) if same_work else {}
     preset = gan_preset(coordconv=coordconv, arch="dcgan", generator=sizes,
                         discriminator={"width": width, **({"minibatch_std": False} if same_work else {})},
                         **settings)
     task = GANTask(preset.model.for_data(3, 64), device)
+    apply_fast_paths(task, fast, device)
     real = torch.rand(64, 3, 64, 64, device=device) * 2 - 1
+    if fast.channels_last:
+        real = real.contiguous(memory_format=torch.channels_last)
     counter = iter(range(10**9))
     return lambda: task.train_step(real, next(counter))
 
@@ -118,6 +128,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="gen's steps under bf16 autocast.")
+    parser.add_argument("--channels-last", action="store_true", help="gen's networks in NHWC layout.")
+    parser.add_argument("--compile", action="store_true", help="torch.compile gen's networks.")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"Comma-separated tables to measure, from {', '.join(PARTS)}.")
     args = parser.parse_args()
@@ -127,18 +140,22 @@ def main() -> None:
     if unknown := set(parts) - set(PARTS):
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     device = timing_device(args.device, args.threads)
+    fast = RunConfig(steps=1, precision="bf16" if args.bf16 else "fp32", channels_last=args.channels_last,
+                     compile=args.compile)
     print(f"{args.repeats} x {args.steps} steps, width {args.width}, batch 64, {args.threads} threads, "
-          f"{device}")
+          f"{device}; gen's steps: {fast.precision}, channels_last {fast.channels_last}, "
+          f"compile {fast.compile}")
     if "reference" in parts:
         reference = "pytorch/examples dcgan loop"
         steps = {reference: reference_step(device, args.width),
-                 "gen, same work": gen_step(device, args.width, same_work=True),
-                 "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False)}
+                 "gen, same work": gen_step(device, args.width, True, fast=fast),
+                 "gen, defaults (lazy R1, EMA, minibatch std)": gen_step(device, args.width, False,
+                                                                         fast=fast)}
         seconds = alternating_medians(steps, args.steps, args.repeats, device)
         table("DCGAN-64 step", seconds, reference, throughput=True)
     if "coordconv" in parts:
-        steps = {"gen DCGAN, conv": gen_step(device, args.width, same_work=False),
-                 "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True)}
+        steps = {"gen DCGAN, conv": gen_step(device, args.width, False, fast=fast),
+                 "gen DCGAN, CoordConv in every layer": gen_step(device, args.width, False, True, fast)}
         seconds = alternating_medians(steps, args.steps, args.repeats, device)
         table("CoordConv per model", seconds, "gen DCGAN, conv", throughput=False)
     if "data" in parts:

@@ -4,7 +4,7 @@ Draws samples from a checkpoint, decodes them (gen.geometry) and splits the plac
 (one object of >= 9 pixels: the position-only view) by whether the object's centroid lies
 more than 0.25 px off the pixel grid on either axis, then reports validity in each group. A
 generator that snaps squares to the grid is valid on the grid; its failures are the squares
-in between, drawn a pixel too wide or tall (README: "Where samples fail").
+in between, drawn a pixel too wide or tall.
 
 For the tiled G, which draws every pixel as f(z, i, j), it also measures how wide and high
 each square is *between* pixel centres: G's output along the pixel row and column nearest

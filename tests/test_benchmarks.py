@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,23 @@ def test_scaling_benchmark_smoke():
     out = run_benchmark("bench_scaling.py", "--processes", "2", "--steps", "1", "--repeats", "1",
                         "--width", "4", "--batch-size", "8")
     assert "| 2 |" in out, out
+
+
+def test_gpu_check_smoke_runs_every_part_on_the_cpu_and_writes_json(tmp_path):
+    """`python benchmarks/gpu_check.py --smoke`: the device check, every part tiny on the CPU."""
+    command = [sys.executable, str(BENCHMARKS / "gpu_check.py"), "--smoke", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    names = [part["part"] for part in summary["parts"]]
+    for name in ("cuda-tests", "reference-fp32", "reference-bf16-channels-last", "coordconv-layers",
+                 "coordconv-width-8", "coordconv-width-16", "coordconv-width-64", "scaling", "round-trip",
+                 "fid-throughput", "jobs-1", "jobs-2", "experiment"):
+        assert name in names
+        record = json.loads((tmp_path / f"{name}.json").read_text())
+        assert record["device"] and record["returncode"] == 0, (name, record["stderr_tail"])
+    width8 = json.loads((tmp_path / "coordconv-width-8.json").read_text())["tables"][0]
+    rows = {row["CoordConv per model"] for row in width8}
+    assert rows == {"gen DCGAN, conv", "gen DCGAN, CoordConv in every layer"}
+    assert json.loads((tmp_path / "jobs-2.json").read_text())["measured"]["images_per_s"] > 0
+    assert (tmp_path / "results" / "paper-generators" / "squares-dcgan-same-images-seed0.json").is_file()

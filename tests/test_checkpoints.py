@@ -144,7 +144,7 @@ def test_configs_missing_a_required_setting_are_bad_input():
     from gen.configs import RunConfig, from_dict
 
     assert from_dict(RunConfig, {"steps": 3}).steps == 3
-    with pytest.raises(InputError, match="RunConfig settings lack steps"):
+    with pytest.raises(InputError, match="RunConfig settings lack steps"):  # no preset gave them
         from_dict(RunConfig, {"batch_size": 4})
     with pytest.raises(InputError, match="unknown RunConfig settings: colour"):
         from_dict(RunConfig, {"steps": 3, "colour": "red"})

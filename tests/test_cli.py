@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from gen.cli import main
@@ -95,3 +96,55 @@ def test_minibatch_std_follows_the_preset_unless_switched_off(tmp_path, flag, ex
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model"]["discriminator"]["minibatch_std"] is expected
+
+
+def test_every_config_setting_is_one_generated_option_and_nothing_else_is_hand_made():
+    from gen import cli as commands
+
+    by_hand = {"coordconv", "coord_in", "coord_layers", "out", "resume", "config_file", "help"}
+    for command, generated in ((commands.train_gan, commands.GAN_OPTIONS),
+                               (commands.train_vae, commands.VAE_OPTIONS)):
+        names = [param.name for param in command.params]
+        assert len(names) == len(set(names))
+        made = {item.name for item in (*commands.RUN_OPTIONS, *generated)}
+        assert set(names) - made <= by_hand
+        assert made <= set(names)
+    assert {"g_width", "d_width", "r1", "ema", "subpixel_jitter", "steps", "batch_size"} <= {
+        item.name for item in (*commands.RUN_OPTIONS, *commands.GAN_OPTIONS)}
+
+
+def test_help_groups_options_and_shows_each_presets_default_where_it_applies():
+    gan = CliRunner().invoke(main, ["train", "gan", "--help"]).output
+    for section in ("Run options:", "Data options:", "Generator options:", "Discriminator options:",
+                    "Loss and optimiser options:", "Speed and device options:", "Evaluation options:"):
+        assert section in gan
+    assert gan.index("Generator options:") < gan.index("--g-width") < gan.index("Discriminator options:")
+    assert "0.5 (tiled preset)" in gan and "transpose (dcgan preset)" in gan
+    assert "Model options:" in CliRunner().invoke(main, ["train", "vae", "--help"]).output
+
+
+def test_a_saved_config_starts_the_same_model_and_options_beside_it_override(tmp_path):
+    from gen.checkpoint import load_checkpoint
+
+    first = CliRunner().invoke(main, [*TRAIN, "--seed", "3", "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    config = str(tmp_path / "a" / "config.json")
+    again = CliRunner().invoke(main, ["train", "gan", "--config", config, "--steps", "2", "--out",
+                                      str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert a.model == b.model and a.run == b.run
+    for name, weights in a.task["networks"]["generator"].items():
+        assert torch.equal(weights, b.task["networks"]["generator"][name]), name
+    changed = CliRunner().invoke(main, ["train", "gan", "--config", config, "--g-lr", "1e-3", "--seed", "4",
+                                        "--steps", "1", "--out", str(tmp_path / "c")])
+    assert changed.exit_code == 0, changed.output
+    c = load_checkpoint(tmp_path / "c")
+    assert (c.model.g_lr, c.run.seed, c.model.generator.width) == (1e-3, 4, a.model.generator.width)
+    (tmp_path / "bad.json").write_text("{}")
+    for args, message in [(["--config", config, "--coordconv"], "drop --coordconv"),
+                          (["--config", str(tmp_path / "bad.json")], "is not a run's config.json"),
+                          (["--resume", str(tmp_path / "a"), "--config", config], "cannot change --config")]:
+        result = CliRunner().invoke(main, ["train", "gan", *args, "--out", str(tmp_path / "d")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1

@@ -183,24 +183,30 @@ def test_bad_experiment_commands_exit_2_in_one_line(tmp_path):
 
 
 def test_an_experiment_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
-    """`gen experiment run coordconv-placement --seeds 0 --steps 2`: every row trains, is
-    measured and leaves one result file; a second run has nothing left to do."""
+    """`gen experiment run coordconv-placement --seeds 0 --steps 2` on three of its rows: each
+    trains, is measured and leaves one result file; a second run has nothing left to do."""
     out = tmp_path / "results" / "coordconv-placement"
+    rows = ["squares-none", "squares-both", "shapes-both"]
     command = [sys.executable, "-m", "gen", "experiment", "run", "coordconv-placement", "--seeds", "0",
-               "--steps", "2", "--jobs", "2", "--out", str(out)]
+               "--rows", ",".join(rows), "--steps", "2", "--jobs", "2", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     experiment = load("coordconv-placement")
     records = load_records(experiment, tmp_path)
-    assert [r["row"] for r in records] == [row.name for row in experiment.rows]
+    assert [r["row"] for r in records] == rows
     first = records[0]
     assert first["steps_override"] == 2 and first["config"]["run"]["steps"] == 2
     assert first["command"].startswith("gen train gan --eval-every 3000 --steps 2 --seed 0 --out ")
     assert first["metrics"]["step"] == 2 and first["machine"]["threads"] == 1 and first["commit"]
     assert first["speed_reference_s"] > 0 and first["date"]
+    assert records[2]["config"]["model"]["generator"]["channels"] == 3
     assert (out / "squares-none-seed0-samples.png").is_file()
     assert (out / "shapes-both-seed0-heatmap.png").is_file()
     assert first["score"] is not None or "valid" in first["score_error"]
+    page = render_page(experiment, records, tmp_path)
+    assert "| squares-both | squares-none | 0 |" in page  # the paired difference of seed 0
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 0 and "0 runs to go, 7 already" in again.stdout
+    assert again.returncode == 0 and "0 runs to go, 3 already" in again.stdout
+    unknown = subprocess.run([*command[:8], "--rows", "nope"], cwd=tmp_path, capture_output=True, text=True)
+    assert unknown.returncode == 2 and "no row 'nope'" in unknown.stderr

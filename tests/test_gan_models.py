@@ -226,7 +226,7 @@ def test_the_tiled_preset_sized_for_shapes_is_the_generic_tiled_g_at_three_chann
     assert shapes.generator == replace(preset.generator, channels=3)
     z = torch.randn(2, shapes.generator.latent_dim)
     assert build_generator(shapes.generator)(z).shape == (2, 3, 64, 64)
-    assert preset_label("tiled") == "tiled G"
+    assert preset_label("tiled") == "tiled preset"
 
 
 def test_subpixel_jitter_is_a_tiled_generator_setting_of_at_least_zero():

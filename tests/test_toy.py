@@ -173,7 +173,7 @@ def test_coordconv_classifier_places_a_held_out_quadrant(seed):
     within one pixel, and most exactly (about 3 s each). A conv net places none of the
     unseen quadrant. Exactly 100% is not asserted: which of two near-tied neighbouring
     pixels wins the argmax depends on float rounding, so it varies with machine, thread count
-    and seed (README: Tests)."""
+    and seed."""
     data = small_canvas_squares()
     config = ToyConfig(task="classify", coordconv=True, epochs=40, batch_size=8, lr=1e-2, seed=seed)
     network = train_toy(config, data).network

@@ -4,6 +4,7 @@ that differ from their rendering."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -59,29 +60,37 @@ def seeds_cell(experiment: Experiment, rows: list[dict]) -> str:
 
 def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
     titles = [metric.label for metric in experiment.metrics] + ["wall min"]
-    lines = ["| row | command | seeds | " + " | ".join(titles) + " |",
-             "|---|---|---|" + "---:|" * len(titles)]
+    lines = [
+        "| row | command | seeds | " + " | ".join(titles) + " |",
+        "|---|---|---|" + "---:|" * len(titles),
+    ]
     for row in experiment.rows:
         rows = row_records(records, row)
-        cells = [spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
-                 for metric in experiment.metrics]
+        cells = [
+            spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
+            for metric in experiment.metrics
+        ]
         cells.append(spread([r["wall_s"] / 60 for r in rows], 1))
-        lines.append(f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells)
-                     + " |")
+        lines.append(
+            f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
 def paired_table(experiment: Experiment, records: list[dict]) -> list[str]:
     """Each row with a baseline, minus that baseline on the same seed: mean [min-max]."""
     metrics = [metric for metric in experiment.metrics if metric.label != "params"]
-    lines = ["| row | baseline | seeds | " + " | ".join(f"d {metric.label}" for metric in metrics) + " |",
-             "|---|---|---|" + "---:|" * len(metrics)]
+    lines = [
+        "| row | baseline | seeds | " + " | ".join(f"d {metric.label}" for metric in metrics) + " |",
+        "|---|---|---|" + "---:|" * len(metrics),
+    ]
     for row in experiment.rows:
         if row.baseline is None:
             continue
         base = {record["seed"]: record for record in row_records(records, experiment.row(row.baseline))}
-        pairs = [(record, base[record["seed"]]) for record in row_records(records, row)
-                 if record["seed"] in base]
+        pairs = [
+            (record, base[record["seed"]]) for record in row_records(records, row) if record["seed"] in base
+        ]
         cells = []
         for metric in metrics:
             values = [(metric.read(a), metric.read(b)) for a, b in pairs]
@@ -100,8 +109,10 @@ def pictures(experiment: Experiment, records: list[dict], root: Path) -> list[st
             folder = root / RESULTS / experiment.name
             if (folder / f"{stem}-samples.png").is_file() and (folder / f"{stem}-heatmap.png").is_file():
                 link = f"../../{RESULTS}/{experiment.name}/{stem}"
-                lines.append(f"| {row.name} | {record['seed']} | ![{stem} samples]({link}-samples.png) | "
-                             f"![{stem} heat map]({link}-heatmap.png) |")
+                lines.append(
+                    f"| {row.name} | {record['seed']} | ![{stem} samples]({link}-samples.png) | "
+                    f"![{stem} heat map]({link}-heatmap.png) |"
+                )
                 break
     return lines if len(lines) > 2 else []
 
@@ -112,26 +123,37 @@ def provenance(records: list[dict]) -> list[str]:
     for record in records:
         machine = record.get("machine", {})
         hardware = machine.get("gpu") or machine.get("cpu", "?")
-        key = (record.get("commit") or "?", hardware, machine.get("torch", "?"), machine.get("threads"),
-               record.get("jobs"))
+        key = (
+            record.get("commit") or "?",
+            hardware,
+            machine.get("torch", "?"),
+            machine.get("threads"),
+            record.get("jobs"),
+        )
         groups[key].append(record)
-    lines = ["| runs | commit | machine | torch | threads x jobs | speed reference (s) | dates (UTC) |",
-             "|---:|---|---|---|---|---|---|"]
+    lines = [
+        "| runs | commit | machine | torch | threads x jobs | speed reference (s) | dates (UTC) |",
+        "|---:|---|---|---|---|---|---|",
+    ]
     for (commit, hardware, torch, threads, jobs), group in groups.items():
         readings = [r["speed_reference_s"] for r in group if r.get("speed_reference_s") is not None]
         dates = sorted(r.get("date", "?")[:10] for r in group)
         reading = f"{min(readings):.3f}-{max(readings):.3f}" if readings else "-"
         span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-        lines.append(f"| {len(group)} | {commit} | {hardware} | {torch} | {threads} x {jobs} | {reading} "
-                     f"| {span} |")
+        lines.append(
+            f"| {len(group)} | {commit} | {hardware} | {torch} | {threads} x {jobs} | {reading} | {span} |"
+        )
     return lines
 
 
 def render_page(experiment: Experiment, records: list[dict], root: Path = Path()) -> str:
     finding = experiment.finding or "Not stated yet: the rows have not all run."
-    score_note = (f" Interpolation paths: {experiment.paths} per run, scored by `gen interpolate --score`"
-                  " (a model with too few valid samples to find path endpoints has none)."
-                  if any(metric.path.startswith("score.") for metric in experiment.metrics) else "")
+    score_note = (
+        f" Interpolation paths: {experiment.paths} per run, scored by `gen interpolate --score`"
+        " (a model with too few valid samples to find path endpoints has none)."
+        if any(metric.path.startswith("score.") for metric in experiment.metrics)
+        else ""
+    )
     lines = [
         f"# {experiment.title}",
         "",
@@ -153,19 +175,35 @@ def render_page(experiment: Experiment, records: list[dict], root: Path = Path()
         *results_table(experiment, records),
     ]
     if any(row.baseline for row in experiment.rows):
-        lines += ["", "## Paired differences", "",
-                  "Each row minus its baseline row on the same seed: mean [min, max] over the seeds.", "",
-                  *paired_table(experiment, records)]
+        lines += [
+            "",
+            "## Paired differences",
+            "",
+            "Each row minus its baseline row on the same seed: mean [min, max] over the seeds.",
+            "",
+            *paired_table(experiment, records),
+        ]
     shown = pictures(experiment, records, root) if experiment.images else []
     if shown:
-        lines += ["", "## Samples and where they land", "",
-                  "16 samples, and the mean of 1,000 samples beside the real data's (`gen metrics coverage "
-                  "--heatmap`), of one seed per row.", "", *shown]
+        lines += [
+            "",
+            "## Samples and where they land",
+            "",
+            "16 samples, and the mean of 1,000 samples beside the real data's (`gen metrics coverage "
+            "--heatmap`), of one seed per row.",
+            "",
+            *shown,
+        ]
     if records:
-        lines += ["", "## Provenance", "",
-                  "Every record holds its full command, resolved config, seed, commit, machine and date. "
-                  "Runs with jobs above 1 shared the CPU, so their wall times are not each run's alone.", "",
-                  *provenance(records)]
+        lines += [
+            "",
+            "## Provenance",
+            "",
+            "Every record holds its full command, resolved config, seed, commit, machine and date. "
+            "Runs with jobs above 1 shared the CPU, so their wall times are not each run's alone.",
+            "",
+            *provenance(records),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -173,14 +211,20 @@ def readme_block(experiments: list[Experiment], records: dict[str, list[dict]]) 
     lines = [BEGIN]
     for experiment in experiments:
         headline = [metric for metric in experiment.metrics if metric.label in experiment.headline]
-        lines += ["", f"[{experiment.title}](docs/results/{experiment.name}.md): "
-                      f"{experiment.finding or 'not stated yet.'}", "",
-                  "| row | seeds | " + " | ".join(metric.label for metric in headline) + " |",
-                  "|---|---|" + "---:|" * len(headline)]
+        lines += [
+            "",
+            f"[{experiment.title}](docs/results/{experiment.name}.md): "
+            f"{experiment.finding or 'not stated yet.'}",
+            "",
+            "| row | seeds | " + " | ".join(metric.label for metric in headline) + " |",
+            "|---|---|" + "---:|" * len(headline),
+        ]
         for row in experiment.rows:
             rows = row_records(records[experiment.name], row)
-            cells = [spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
-                     for metric in headline]
+            cells = [
+                spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
+                for metric in headline
+            ]
             lines.append(f"| {row.name} | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |")
     lines += ["", END]
     return "\n".join(lines)
@@ -191,15 +235,18 @@ def with_block(readme: str, block: str) -> str:
     start, end = readme.find(BEGIN), readme.find(END)
     if start < 0 or end < start:
         raise InputError(f"{README} has no results block ({BEGIN} ... {END})")
-    return readme[:start] + block + readme[end + len(END):]
+    return readme[:start] + block + readme[end + len(END) :]
 
 
 def rendered(root: Path = Path()) -> dict[Path, str]:
     """Every rendered file (relative to root) and its text."""
     experiments = load_all()
     records = {experiment.name: load_records(experiment, root) for experiment in experiments}
-    files = {DOCS / f"{experiment.name}.md": render_page(experiment, records[experiment.name], root)
-             for experiment in experiments}
+    files = {
+        DOCS / f"{experiment.name}.md": render_page(experiment, records[experiment.name], root)
+        for experiment in experiments
+    }
+    files[BENCHMARKS] = benchmark_page(root)
     readme = root / README
     if readme.is_file():
         files[README] = with_block(readme.read_text(), readme_block(experiments, records))
@@ -223,5 +270,74 @@ def write(root: Path = Path()) -> list[Path]:
 
 def stale(root: Path = Path()) -> list[Path]:
     """The rendered files whose committed text differs from their rendering (or that are missing)."""
-    return [path for path, text in rendered(root).items()
-            if not (root / path).is_file() or (root / path).read_text() != text]
+    return [
+        path
+        for path, text in rendered(root).items()
+        if not (root / path).is_file() or (root / path).read_text() != text
+    ]
+
+
+BENCHMARKS = Path("docs/benchmarks.md")
+BENCHMARK_RESULTS = RESULTS / "benchmarks"
+
+
+def benchmark_page(root: Path = Path()) -> str:
+    """docs/benchmarks.md from the device checks' JSON (benchmarks/gpu_check.py), one section
+    per check, each naming its device, torch version and date."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- rendered by `gen experiment report` from results/benchmarks/; do not edit by hand -->",
+        "",
+        "Each section is one run of `python benchmarks/gpu_check.py` (its folder under "
+        "results/benchmarks/): every part's tables as the benchmark printed them, side by side in one "
+        "process, with the ratio in the same run. What each script measures: benchmarks/README.md.",
+        "",
+    ]
+    folders = sorted(path for path in (root / BENCHMARK_RESULTS).glob("*") if path.is_dir())
+    if not folders:
+        lines.append("No device check has been committed yet.")
+    for folder in folders:
+        summary_path = folder / "summary.json"
+        if not summary_path.is_file():
+            raise InputError(f"{folder}: a device check folder without summary.json")
+        summary = read_json(summary_path)
+        lines += [
+            f"## {summary['device']} ({summary['device_kind']}), torch {summary['torch']}, "
+            f"{summary['date'][:10]}",
+            "",
+            "| part | status | wall s |",
+            "|---|---|---:|",
+        ]
+        lines += [f"| {part['part']} | {part['status']} | {part['wall_s']} |" for part in summary["parts"]]
+        for part in summary["parts"]:
+            path = folder / f"{part['part']}.json"
+            if not path.is_file():
+                continue
+            record = read_json(path)
+            shown = [table for table in record.get("tables", []) if table]
+            if not shown and "measured" not in record:
+                continue
+            lines += [
+                "",
+                f"### {part['part']}",
+                "",
+                f"`{' '.join(Path(arg).name if '/' in arg else arg for arg in record['command'])}`",
+            ]
+            for table in shown:
+                columns = list(table[0])
+                lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                lines += [
+                    "| " + " | ".join(row.get(column, "") for column in columns) + " |" for row in table
+                ]
+            if "measured" in record:
+                lines += ["", "`" + json.dumps(record["measured"], sort_keys=True) + "`"]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not readable JSON ({error})") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import COORD_PLACEMENTS, Preset, Schedule, check_choice, given
+from gen.configs import COORD_PLACEMENTS, Preset, Schedule, check_choice, given, setting
 from gen.errors import InputError
 
 ARCHS = ("dcgan", "tiled")
@@ -20,19 +20,26 @@ LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 @dataclass
 class GeneratorConfig:
-    arch: str = "dcgan"  # "dcgan" or "tiled" (the authors' CoordConv generator)
+    arch: str = setting("dcgan", "Generator: DCGAN, or the authors' tiled-latent CoordConv generator; each "
+                        "has its own preset.", group="generator", choices=ARCHS,
+                        default_help="tiled when --coordconv puts CoordConv in G, else dcgan")
     resolution: int = 64
     channels: int = 1
-    latent_dim: int = 64
-    width: int = 8
+    latent_dim: int = setting(64, "Size of z.", group="generator", minimum=1)
+    width: int = setting(8, "Generator base width.", group="generator", flag="g-width", minimum=1)
     max_width: int = 512
     coord_layers: str = "none"
-    upsample: str = "transpose"  # dcgan: "transpose" (4x4, stride 2) or "nearest" (x2 + 3x3 conv)
-    output_bias: float = -3.0  # last layer's initial bias; -3 starts the DCGAN from a black background
+    upsample: str = setting("transpose", "DCGAN G upsampling: 4x4 stride-2 transposed conv, or nearest x2 + "
+                            "3x3 conv.", group="generator", choices=("transpose", "nearest"),
+                            applies=("dcgan",))
+    output_bias: float = setting(-3.0, "Initial bias of G's last layer: negative starts from a black "
+                                 "background.", group="generator")
     mapping_layers: int = 2  # tiled: MLP layers on z before it is tiled
     first_gain: float = 2.0  # tiled: gain on the first per-pixel layer
     mapping_tanh: bool = True  # tiled: the mapping's last activation is tanh, not ReLU
-    subpixel_jitter: float = 0.0  # tiled: training draws each sample up to this many pixels off the grid
+    subpixel_jitter: float = setting(0.0, "Tiled G: training draws each fake up to this many pixels off the "
+                                     "pixel grid on each axis, so D judges sizes at every sub-pixel position "
+                                     "(0: off).", group="generator", minimum=0, applies=("tiled",))
 
     def __post_init__(self) -> None:
         check_choice("generator arch", self.arch, ARCHS)
@@ -52,11 +59,12 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     resolution: int = 64
     channels: int = 1
-    width: int = 8
+    width: int = setting(8, "Discriminator base width.", group="discriminator", flag="d-width", minimum=1)
     max_width: int = 512
     coord_layers: str = "none"
-    minibatch_std: bool = True
-    kernel_size: int = 4  # of every stride-2 conv; 5 lets the second layer see both edges of a square
+    minibatch_std: bool = setting(True, "Minibatch standard-deviation feature in D.", group="discriminator")
+    kernel_size: int = setting(4, "Discriminator conv kernel size (of every stride-2 conv).",
+                               group="discriminator", flag="d-kernel", minimum=2)
 
     def __post_init__(self) -> None:
         check_choice("coord_layers", self.coord_layers, COORD_PLACEMENTS)
@@ -68,20 +76,24 @@ class DiscriminatorConfig:
 class GANConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    loss: str = "nonsaturating"
-    latent: str = "normal"
-    g_lr: float = 5e-4
-    d_lr: float = 5e-4
+    loss: str = setting("nonsaturating", "GAN loss.", group="loss", choices=LOSSES)
+    latent: str = setting("normal", "Latent distribution.", group="loss", choices=LATENT_DISTRIBUTIONS)
+    g_lr: float = setting(5e-4, "Generator learning rate.", group="loss", minimum=0)
+    d_lr: float = setting(5e-4, "Discriminator learning rate.", group="loss", minimum=0)
     betas: tuple[float, float] = (0.0, 0.99)
-    r1_gamma: float = 1.0
+    r1_gamma: float = setting(1.0, "R1 penalty weight (0: off).", group="loss", flag="r1", minimum=0)
     r1_every: int = 4
-    g_steps: int = 1
-    ema_beta: float = 0.999
-    ema_rampup: float = 1 / 9  # EMA horizon: ema_rampup * (step + 10) steps, up to 1 / (1 - ema_beta)
+    g_steps: int = setting(1, "G steps per D step.", group="loss", minimum=1)
+    ema_beta: float = setting(0.999, "EMA decay of G's weights (0: off; below 1).", group="loss", flag="ema",
+                              minimum=0)
+    ema_rampup: float = setting(1 / 9, "EMA horizon in steps: this times (step + 10), until --ema caps it.",
+                                group="loss")
 
     def __post_init__(self) -> None:
         check_choice("GAN loss", self.loss, LOSSES)
         check_choice("latent distribution", self.latent, LATENT_DISTRIBUTIONS)
+        if not 0 <= self.ema_beta < 1:
+            raise InputError(f"ema_beta must be in [0, 1), got {self.ema_beta}")
         if self.ema_rampup <= 0:
             raise InputError(f"ema_rampup must be positive, got {self.ema_rampup}")
 
@@ -108,8 +120,8 @@ GAN_PRESETS: dict[str, Preset[GANConfig]] = {
 
 
 def preset_label(name: str) -> str:
-    """How help text names a preset: 'tiled G'."""
-    return f"{name} G"
+    """How help text names a preset: 'tiled preset'."""
+    return f"{name} preset"
 
 
 def resolve_placement(coordconv: bool, coord_in: str = "both", coord_layers: str = "all",

@@ -60,9 +60,9 @@ class TiledGenerator(nn.Module):
     A 1x1 conv is a per-pixel linear map, so the stack runs as Linear layers on an
     N x H x W x C tensor (faster on CPU than NCHW 1x1 convs), and the first layer over
     [tiled z, coords] is computed as W_z z + W_c coords without materialising the tiled
-    input. Widths run 4w, 2w, w: the authors' deeper stack is too slow for a CPU budget.
+    input. Widths run 4w, 2w, w: the authors' deeper stack is too slow to train on a CPU.
 
-    Four generic changes make it train in that budget: a small MLP on z before tiling, so
+    Four generic changes make it train in a few thousand steps: a small MLP on z before tiling, so
     positions can spread evenly over the canvas instead of being a linear (so Gaussian)
     function of z; tanh ending that MLP, because positions on a bounded canvas need bounded
     features; He init, so the signal survives the stack; and a gain of `first_gain` on the

@@ -58,7 +58,7 @@ class ConvHead(nn.Module):
     """3x3 convs 8-8-16-16-1 that paint a square around a one-hot map (the render head).
 
     He-normal init, as in the authors' code: with torch's default init the signal of a single
-    hot pixel fades through the five layers and the head does not learn in a CPU budget.
+    hot pixel fades through the five layers and the head does not learn in a few epochs.
     """
 
     def __init__(self, widths: tuple[int, ...] = (8, 8, 16, 16)) -> None:
@@ -86,7 +86,7 @@ class CoordConvRenderer(nn.Module):
     is what carries the classifier's generalisation over to rendering. Training supervises
     the centre logits too (the authors' `interm_loss='softmax'` option) and stops the render
     loss at the sharpened map, so the head does not settle on the blurred early maps (without
-    the stop, trial runs stalled short of exact squares: README).
+    the stop, trial runs stalled short of exact squares).
     """
 
     def __init__(self, canvas: int = 64) -> None:
@@ -150,7 +150,7 @@ class CoordConvRegressor(nn.Module):
         """Start near a pass-through: the first layer copies the one-hot into every channel
         (coordinate weights near zero, i.e. nearly the plain conv), later layers are identity
         maps, all plus small noise. From a random start the max often sits on a corner, which
-        passes no gradient to the one-hot path, and training stalls (README)."""
+        passes no gradient to the one-hot path, and training stalls."""
         for index, conv in enumerate(self.net):
             out_channels, in_channels, height, width = conv.weight.shape
             conv.weight.normal_(0.0, self.init_noise / math.sqrt(in_channels * height * width))

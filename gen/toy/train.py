@@ -1,6 +1,6 @@
 """Training and evaluation for the supervised toy tasks on the squares set.
 
-Tasks (Liu et al. 2018, section 3; README "The paper's toy tasks"):
+Tasks (Liu et al. 2018, section 3; docs/results/toy.md):
 - classify: centre (x, y) -> softmax over every pixel; right when the argmax is the centre.
 - render:   centre (x, y) -> the 9 x 9 square, per-pixel sigmoid; scored by IOU.
 - regress:  one-hot map -> centre (x, y); scored by the mean distance in pixels.
@@ -25,9 +25,9 @@ SPLITS = ("uniform", "quadrant")
 METRICS = {"classify": "accuracy", "render": "iou", "regress": "error_px"}
 
 # Per (task, coordconv): (epochs, learning rate). The CoordConv rows sit a little above the
-# smallest budgets that solved both splits on one CPU core; the conv baselines get more wall
+# smallest epoch counts that solved both splits on one CPU core; the conv baselines get more wall
 # time than the CoordConv model of their task, at learning rates inside the authors' sweeps
-# (README: how each was chosen).
+# (docs/models.md).
 DEFAULTS: dict[tuple[str, bool], tuple[int, float]] = {
     ("classify", True): (5, 1e-2),
     ("classify", False): (100, 1e-2),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.configs import COORD_PLACEMENTS, GENERATED_SOURCES, Preset, Schedule, check_choice, given
+from gen.configs import COORD_PLACEMENTS, GENERATED_SOURCES, Preset, Schedule, check_choice, given, setting
 
 DECODERS = ("dcgan", "broadcast")
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
@@ -16,12 +16,14 @@ LIKELIHOODS = ("bernoulli", "gaussian", "discretized")
 class VAEModelConfig:
     resolution: int = 64
     channels: int = 1
-    latent_dim: int = 8
-    width: int = 16
+    latent_dim: int = setting(8, "Size of the latent code.", group="model", minimum=1)
+    width: int = setting(16, "Encoder/decoder base width.", group="model", minimum=1)
     max_width: int = 256
     encoder_coords: str = "none"
     decoder_coords: str = "none"
-    decoder: str = "dcgan"  # with CoordConv in the decoder, vae_preset picks "broadcast"
+    decoder: str = setting("dcgan", "Transposed-conv decoder, or the spatial broadcast (tiled latent + "
+                           "coords) one.", group="model", choices=DECODERS,
+                           default_help="broadcast with CoordConv in the decoder, else dcgan")
     broadcast_width: int = 32
     broadcast_resolution: int = 16
 
@@ -34,10 +36,12 @@ class VAEModelConfig:
 @dataclass
 class VAEConfig:
     model: VAEModelConfig = field(default_factory=VAEModelConfig)
-    likelihood: str = "bernoulli"
-    beta: float = 4.0  # a smoother latent: prior samples land on squares, paths between them move
-    kl_warmup: int = 1000
-    lr: float = 1e-3
+    likelihood: str = setting("bernoulli", "Pixel likelihood.", group="loss", choices=LIKELIHOODS,
+                              default_help="bernoulli for squares and shapes, discretized for natural images")
+    beta: float = setting(4.0, "KL weight (beta-VAE); above 1 a smoother latent, whose prior samples land "
+                          "on objects.", group="loss", minimum=0)
+    kl_warmup: int = setting(1000, "Steps of linear KL warm-up from 0 to beta.", group="loss", minimum=0)
+    lr: float = setting(1e-3, "Adam learning rate.", group="loss", minimum=0)
 
     def __post_init__(self) -> None:
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
