@@ -58,6 +58,13 @@ def seeds_cell(experiment: Experiment, rows: list[dict]) -> str:
     return seeds + (f" (missing {','.join(map(str, missing))})" if missing else "")
 
 
+def metric_cell(metric: Metric, rows: list[dict]) -> str:
+    """A metric's spread over a row's records, saying how many had it when not all did."""
+    values = [value for value in (metric.read(record) for record in rows) if value is not None]
+    partial = f" ({len(values)} of {len(rows)} seeds)" if values and len(values) < len(rows) else ""
+    return spread(values, digits_for(metric)) + partial
+
+
 def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
     titles = [metric.label for metric in experiment.metrics] + ["wall min"]
     lines = [
@@ -66,10 +73,7 @@ def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
     ]
     for row in experiment.rows:
         rows = row_records(records, row)
-        cells = [
-            spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
-            for metric in experiment.metrics
-        ]
+        cells = [metric_cell(metric, rows) for metric in experiment.metrics]
         cells.append(spread([r["wall_s"] / 60 for r in rows], 1))
         lines.append(
             f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |"
@@ -221,10 +225,7 @@ def readme_block(experiments: list[Experiment], records: dict[str, list[dict]]) 
         ]
         for row in experiment.rows:
             rows = row_records(records[experiment.name], row)
-            cells = [
-                spread([v for v in (metric.read(r) for r in rows) if v is not None], digits_for(metric))
-                for metric in headline
-            ]
+            cells = [metric_cell(metric, rows) for metric in headline]
             lines.append(f"| {row.name} | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |")
     lines += ["", END]
     return "\n".join(lines)
