@@ -1,8 +1,9 @@
 """The prepared device check: every GPU measurement the docs need, in one command.
 
-Runs each part as a process of its own under its own time limit, so a part that fails or
-overruns does not stop the rest, and writes every number to JSON files under one folder
-(`--out`, default $OUT where set, else runs/gpu-check), each naming the device:
+Runs each part as a process of its own under its own time limit (about 8 minutes in all on
+one GPU), so a part that fails or overruns does not stop the rest, and writes every number
+to JSON files under one folder (`--out`, default $OUT where set, else runs/gpu-check), each
+naming the device:
 
 - cuda-tests: the tests marked `cuda` (they skip without a GPU).
 - reference-*: gen's DCGAN step against the pytorch/examples loop: fp32; bf16 + channels_last;
@@ -35,6 +36,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     made = [
         Part(
             "cuda-tests",
-            150,
+            60,
             python(
                 "-m",
                 "pytest",
@@ -87,12 +89,12 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         ),
         Part(
             "reference-fp32",
-            60,
+            25,
             python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "reference"),
         ),
         Part(
             "reference-bf16-channels-last",
-            60,
+            25,
             python(
                 str(BENCHMARKS / "bench_reference.py"),
                 *reference,
@@ -104,7 +106,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         ),
         Part(
             "reference-compile",
-            120,
+            45,
             python(
                 str(BENCHMARKS / "bench_reference.py"),
                 *reference,
@@ -117,7 +119,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         ),
         Part(
             "coordconv-layers",
-            45,
+            20,
             python(
                 str(BENCHMARKS / "bench_coordconv.py"),
                 "--device",
@@ -127,18 +129,18 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         ),
     ]
     for width in (8, 16, 64):
-        sizes = [arg if arg != "4" or not tiny else str(width) for arg in reference]
+        sizes = [*without_width(reference), "--width", str(4 if tiny else width)]
         made.append(
             Part(
                 f"coordconv-width-{width}",
-                40,
+                20,
                 python(str(BENCHMARKS / "bench_reference.py"), *sizes, "--parts", "coordconv"),
             )
         )
     made.append(
         Part(
             "scaling",
-            40,
+            25,
             python(
                 str(BENCHMARKS / "bench_scaling.py"),
                 "--processes",
@@ -152,14 +154,14 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     made.append(
         Part(
             "round-trip",
-            90,
+            45,
             python(__file__, "--round-trip", "--device", device, "--out", str(out / "round-trip")),
         )
     )
     made.append(
         Part(
             "fid-throughput",
-            45,
+            20,
             python(__file__, "--fid-throughput", "--device", device, *(["--smoke"] if tiny else [])),
         )
     )
@@ -167,7 +169,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         made.append(
             Part(
                 f"jobs-{jobs}",
-                60,
+                20,
                 python(
                     __file__,
                     "--jobs-throughput",
@@ -196,8 +198,18 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
         if tiny
         else ["--seeds", "0,1,2", "--rows", SQUARES_ROWS, "--jobs", "6"]
     )
-    made.append(Part("experiment", 240, python(*experiment)))
+    made.append(Part("experiment", 90, python(*experiment)))
     return made
+
+
+def without_width(args: list[str]) -> list[str]:
+    """Benchmark arguments without their --width and its value."""
+    out, skip = [], False
+    for arg in args:
+        if not skip and arg != "--width":
+            out.append(arg)
+        skip = arg == "--width"
+    return out
 
 
 def markdown_tables(text: str) -> list[list[dict[str, str]]]:
@@ -231,13 +243,16 @@ def device_name(device: str) -> str:
 def run_part(part: Part, limit: int, out: Path, context: dict) -> dict:
     """Run one part under its limit; write and return its record."""
     start = time.perf_counter()
+    # A session of its own, so a part that overruns is stopped with every process it started.
+    process = subprocess.Popen(part.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=REPO, start_new_session=True)
     try:
-        done = subprocess.run(part.command, capture_output=True, text=True, timeout=limit, cwd=REPO)
-        returncode, stdout, stderr, timed_out = done.returncode, done.stdout, done.stderr, False
-    except subprocess.TimeoutExpired as expired:
+        stdout, stderr = process.communicate(timeout=limit)
+        returncode, timed_out = process.returncode, False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
         returncode, timed_out = None, True
-        stdout = expired.stdout.decode() if isinstance(expired.stdout, bytes) else expired.stdout or ""
-        stderr = expired.stderr.decode() if isinstance(expired.stderr, bytes) else expired.stderr or ""
     record = {
         **context,
         "part": part.name,
@@ -252,7 +267,10 @@ def run_part(part: Part, limit: int, out: Path, context: dict) -> dict:
     }
     json_lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if json_lines:
-        record["measured"] = json.loads(json_lines[-1])
+        try:
+            record["measured"] = json.loads(json_lines[-1])
+        except json.JSONDecodeError:
+            record["measured_unreadable"] = json_lines[-1]
     (out / f"{part.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -407,7 +425,8 @@ def jobs_throughput(jobs: int, device: str, out: Path, smoke: bool) -> None:
         )
         for command in commands
     ]
-    failed = [process.communicate()[1][-500:] for process in processes if process.wait() != 0]
+    errors = [process.communicate()[1] for process in processes]
+    failed = [error[-500:] for process, error in zip(processes, errors) if process.returncode != 0]
     seconds = time.perf_counter() - start
     if failed:
         raise SystemExit(f"{len(failed)} of {jobs} runs failed: {failed[0]}")
@@ -461,17 +480,27 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "smoke": args.smoke,
     }
-    def one(part: Part) -> dict:
-        record = run_part(part, SMOKE_LIMIT_S if args.smoke else part.limit_s, out, context)
-        status = "timed out" if record["timed_out"] else f"exit {record['returncode']}"
-        print(f"{part.name}: {status} in {record['wall_s']} s", flush=True)
-        return {"part": part.name, "status": status, "wall_s": record["wall_s"]}
+    summary: list[dict] = []
+    lock = threading.Lock()
+
+    def one(part: Part) -> None:
+        try:
+            record = run_part(part, SMOKE_LIMIT_S if args.smoke else part.limit_s, out, context)
+            status = "timed out" if record["timed_out"] else f"exit {record['returncode']}"
+            wall = record["wall_s"]
+        except Exception as error:  # noqa: BLE001 (a part's failure must not stop the others)
+            status, wall = f"failed: {type(error).__name__}: {error}", None
+        print(f"{part.name}: {status} in {wall} s", flush=True)
+        with lock:  # the summary is rewritten after every part: a check cut short keeps what it has
+            summary.append({"part": part.name, "status": status, "wall_s": wall})
+            order = [part.name for part in chosen]
+            summary.sort(key=lambda item: order.index(item["part"]))
+            (out / "summary.json").write_text(json.dumps({**context, "parts": summary}, indent=2) + "\n")
 
     # On the device, one part at a time so timings are each part's own; a smoke run only
     # checks that every part works, so it overlaps them.
     with ThreadPoolExecutor(max_workers=4 if args.smoke else 1) as pool:
-        summary = list(pool.map(one, chosen))
-    (out / "summary.json").write_text(json.dumps({**context, "parts": summary}, indent=2) + "\n")
+        list(pool.map(one, chosen))
     if any(item["status"] != "exit 0" for item in summary):
         raise SystemExit(1)
 

@@ -221,16 +221,20 @@ def flag_of(name: str) -> str:
 
 
 def saved_config(path: Path, model_class: type) -> tuple[RunConfig, object]:
-    """The run and model configs of a saved config.json; the CoordConv switches cannot be
-    given beside it (the saved model already says where CoordConv is)."""
+    """The run and model configs of a saved config.json, of any version this one reads (the
+    checkpoints' conversion applies); the CoordConv switches cannot be given beside it (the
+    saved model already says where CoordConv is)."""
+    from gen.checkpoint import upgrade
     from gen.configs import from_dict
+    from gen.families import kind_of
 
     switched = [name for name in PLACEMENT if name in given_flags()]
     if switched:
         flags = ", ".join(map(flag_of, switched))
         raise InputError(f"--config {path} sets the model, CoordConv included; drop {flags}")
     try:
-        record = json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        record = upgrade({"format": 2, "kind": kind_of(model_class()), "config": saved})["config"]
         return from_dict(RunConfig, record["run"]), from_dict(model_class, record["model"])
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise InputError(f"{path} is not a run's config.json ({type(error).__name__}: {error})") from None
@@ -605,7 +609,7 @@ def experiment_run(name: str, seeds: str | None, rows: str | None, device: str, 
 
     item = load(name)
     if rows is not None:
-        item = dataclasses.replace(item, rows=tuple(item.row(row) for row in rows.split(",")))
+        item = dataclasses.replace(item, rows=tuple(item.row(row) for row in dict.fromkeys(rows.split(","))))
     chosen = item.seeds if seeds is None else parse_seeds(seeds)
     if steps is not None and any(row.kind == "toy" for row in item.rows):
         raise InputError(f"--steps replaces training steps; {name}'s toy rows train for epochs")

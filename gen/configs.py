@@ -91,13 +91,14 @@ GROUPS = ("run", "data", "generator", "discriminator", "model", "loss", "speed",
 def setting(default: Any, help: str, *, group: str, flag: str | None = None,
             choices: tuple[Any, ...] | None = None, minimum: float | None = None,
             maximum: float | None = None,
-            resumable: bool = False, path: bool = False, applies: tuple[str, ...] | None = None,
+            resumable: bool = False, path: str | bool = False,
+            applies: tuple[str, ...] | None = None,
             default_help: str | None = None) -> Any:
     """A config field that is also a command-line option: its help text, option group and
     checks live here, once (gen.options builds the option). `flag` defaults to the field's
-    name; `resumable` fields may change on --resume; `applies` names the presets the setting
-    is for (help shows only their defaults); `default_help` stands for a default that
-    depends on other switches."""
+    name; `path` True takes a path, "file" a file's, saved absolute; `resumable` fields may
+    change on --resume; `applies` names the presets the setting is for (help shows only their
+    defaults); `default_help` stands for a default that depends on other switches."""
     return field(default=default, metadata={
         "help": help, "group": group, "flag": flag, "choices": choices, "minimum": minimum,
         "maximum": maximum, "resumable": resumable, "path": path, "applies": applies,
@@ -149,7 +150,7 @@ class RunConfig:
                                       "measures (0: no FID).", group="evaluation", minimum=0, resumable=True,
                                       default_help="5000 on GPUs, 1000 on the CPU")
     inception_weights: str | None = setting(None, "torch-fidelity's Inception-v3 weights file for FID, for "
-                                            "offline machines.", group="evaluation", path=True,
+                                            "offline machines.", group="evaluation", path="file",
                                             resumable=True,
                                             default_help="$GEN_INCEPTION_WEIGHTS, else downloaded once to "
                                                          "torch hub's cache")

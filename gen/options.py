@@ -59,6 +59,8 @@ def click_type(field: dataclasses.Field, kind: Any) -> Any:
     meta = field.metadata
     if meta["choices"] is not None:
         return click.Choice([str(choice) for choice in meta["choices"]])
+    if meta["path"] == "file":  # saved absolute, so a resume from elsewhere finds it
+        return click.Path(dir_okay=False, resolve_path=True)
     if meta["path"]:
         return click.Path()
     if kind in (int, float) and (meta["minimum"] is not None or meta["maximum"] is not None):

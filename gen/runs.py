@@ -143,7 +143,7 @@ class RunLock:
             holder = self.file.read().strip() or "another process"
             self.file.close()
             raise InputError(f"{run_dir} is being written by {holder}; wait for it to end or stop it "
-                             "(a run directory has one writer at a time)") from None
+                             "(one writer at a time)") from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(f"process {os.getpid()} on {socket.gethostname()}")
@@ -171,6 +171,7 @@ class PreparedRun:
     passed_over: tuple[tuple[Path, str], ...] = ()  # unreadable checkpoints a resume fell back past, why
     warnings: tuple[str, ...] = ()  # for the user as the run starts (rank 0)
     lock: RunLock | None = None  # rank 0's hold on the run directory, from ready() to the end of train()
+    seen: tuple[tuple[str, int, int], ...] = ()  # saved_state when the run was prepared
 
     def train(self) -> Outcome:
         """Train to `run.steps` (or until a stop signal)."""
@@ -186,6 +187,7 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     """A new run in run_dir (which must not hold a checkpoint yet), the model sized for the
     run's data."""
     run_dir = Path(run_dir)
+    seen = saved_state(run_dir)
     if (run_dir / CHECKPOINT_NAME).exists() or snapshots(run_dir):
         raise InputError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it")
     if (run_dir / "config.json").exists():
@@ -198,7 +200,7 @@ def prepare_start(run: RunConfig, model: GANConfig | VAEConfig, run_dir: str | o
     configure_task(task, world, run, device)
     batches = data.batches(run.batch_size, run.seed, run.workers, device, world)
     evaluate, warnings = evaluator(data, run, device, world)
-    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluate, warnings=warnings))
+    return ready(PreparedRun(task, run, batches, run_dir, device, 0, evaluate, warnings=warnings, seen=seen))
 
 
 def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **changes: object) -> PreparedRun:
@@ -210,6 +212,7 @@ def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **change
     unknown = set(changes) - set(RESUMABLE_FIELDS)
     if unknown:
         raise InputError(f"a resume continues the saved config; cannot change {', '.join(sorted(unknown))}")
+    seen = saved_state(run_dir)
     checkpoint, skipped = load_latest_good(run_dir)
     if kind is not None and checkpoint.kind != kind:
         raise InputError(f"{run_dir} holds a {checkpoint.kind} run; continue it with "
@@ -228,7 +231,15 @@ def prepare_resume(run_dir: str | os.PathLike, kind: str | None = None, **change
     set_rng_state(checkpoint.rng)
     evaluate, warnings = evaluator(data, run, device, world)
     return ready(PreparedRun(task, run, batches, run_dir, device, checkpoint.step, evaluate, tuple(skipped),
-                             warnings))
+                             warnings, seen=seen))
+
+
+def saved_state(run_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a run directory holds of a run (checkpoints, config): names, times and sizes, to
+    tell whether another process wrote it between two looks."""
+    paths = [run_dir / CHECKPOINT_NAME, run_dir / "config.json", *snapshots(run_dir)]
+    stats = [(path.name, path.stat()) for path in paths if path.is_file()]
+    return tuple((name, stat.st_mtime_ns, stat.st_size) for name, stat in stats)
 
 
 def ready(prepared: PreparedRun) -> PreparedRun:
@@ -240,6 +251,10 @@ def ready(prepared: PreparedRun) -> PreparedRun:
     if world.is_main:
         check_writable(prepared.run_dir)
         prepared.lock = RunLock(prepared.run_dir)
+        if saved_state(prepared.run_dir) != prepared.seen:
+            prepared.lock.release()
+            raise InputError(f"{prepared.run_dir} changed while this run was starting (another process wrote "
+                             "it and has ended); run the command again")
         for path, _ in prepared.passed_over:
             path.rename(path.with_name(path.name + ".unreadable"))
     world.any(False)

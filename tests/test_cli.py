@@ -148,3 +148,21 @@ def test_a_saved_config_starts_the_same_model_and_options_beside_it_override(tmp
         result = CliRunner().invoke(main, ["train", "gan", *args, "--out", str(tmp_path / "d")])
         assert result.exit_code == 2 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_config_json_saved_before_the_object_layers_were_removed_still_starts_a_run(tmp_path):
+    first = CliRunner().invoke(main, [*TRAIN, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    saved["model"]["generator"].update(objects=1, radial=False, colour_start="drawn", start_colours=[])
+    del saved["run"]["keep"]  # from before snapshot rotation: kept every snapshot
+    (tmp_path / "old.json").write_text(json.dumps(saved))
+    again = CliRunner().invoke(main, ["train", "gan", "--config", str(tmp_path / "old.json"), "--out",
+                                      str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["run"]["keep"] is None
+    saved["model"]["generator"]["objects"] = 2
+    (tmp_path / "layers.json").write_text(json.dumps(saved))
+    refused = CliRunner().invoke(main, ["train", "gan", "--config", str(tmp_path / "layers.json"), "--out",
+                                        str(tmp_path / "c")])
+    assert refused.exit_code == 2 and "object layers (objects)" in refused.output

@@ -38,7 +38,9 @@ def test_a_bf16_channels_last_step_on_the_gpu_matches_fp32(tiny_gan):
         assert float(mixed[key]) == pytest.approx(float(exact[key]), rel=0.05, abs=0.02), key
 
 
-def test_a_gpu_run_resumes_exactly(tmp_path):
+def test_a_gpu_run_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)  # some cuDNN kernels are not
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     model = gan_preset(coordconv=True, arch="dcgan", generator={"width": 4, "latent_dim": 8},
                        discriminator={"width": 4}).model
     run = RunConfig(steps=6, batch_size=8, eval_every=100, device="cuda", precision="fp32",

@@ -53,6 +53,11 @@ def record(row: str, seed: int, valid: float, **extra) -> dict:
             "date": "2026-01-01T00:00:00+00:00", **extra}
 
 
+def current(experiment, row: str, seed: int, valid: float, **extra) -> dict:
+    """A record made by the row's command as defined now."""
+    return record(row, seed, valid, row_command=experiment.row(row).command, steps_override=None, **extra)
+
+
 def write_records(root: Path, name: str, records: list[dict]) -> None:
     folder = root / "results" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,9 +122,10 @@ def test_spread_is_mean_and_range():
 
 def test_pages_show_every_row_with_missing_seeds_and_paired_differences(tmp_path):
     experiment = load("coordconv-placement")
-    write_records(tmp_path, experiment.name, [record("squares-none", 0, 0.2), record("squares-none", 1, 0.4),
-                                              record("squares-d", 0, 0.5), record("squares-d", 1, 0.3),
-                                              record("squares-d", 2, 0.9)])
+    write_records(tmp_path, experiment.name, [
+        current(experiment, "squares-none", 0, 0.2), current(experiment, "squares-none", 1, 0.4),
+        current(experiment, "squares-d", 0, 0.5), current(experiment, "squares-d", 1, 0.3),
+        current(experiment, "squares-d", 2, 0.9, resumed_with="gen train gan --resume X")])
     records = load_records(experiment, tmp_path)
     page = render_page(experiment, records, tmp_path)
     command = "`gen train gan --steps 3000 --eval-every 3000`"
@@ -128,6 +134,8 @@ def test_pages_show_every_row_with_missing_seeds_and_paired_differences(tmp_path
     paired = "\n".join(paired_table(experiment, records))
     assert "| squares-d | squares-none | 0,1 | 0.100 [-0.100, 0.300] |" in paired  # 0.5-0.2, 0.3-0.4
     assert "test CPU" in page and "2026-01-01" in page
+    resumed = "| 0.567 [0.300, 0.900] | - | - | - | - | - | 1.0 [1.0, 1.0] (2 of 3 seeds) |"
+    assert resumed in page  # a resumed run's wall time counts its last part only: left out
 
 
 def test_a_result_file_that_does_not_parse_is_named(tmp_path):
@@ -145,6 +153,29 @@ def test_a_result_file_that_does_not_parse_is_named(tmp_path):
     with pytest.raises(InputError, match="lacks row"):
         (folder / "x.json").write_text("{}")
         read_result(folder / "x.json")
+
+
+def test_a_result_made_by_another_command_is_refused_not_reported(tmp_path):
+    """Editing a row's command makes its old results stale: report and run both say so."""
+    experiment = load("coordconv-placement")
+    old = record("squares-none", 0, 0.2, row_command="gen train gan --steps 10", steps_override=None)
+    write_records(tmp_path, experiment.name, [old])
+    with pytest.raises(InputError, match="made by `gen train gan --steps 10`.*delete it"):
+        load_records(experiment, tmp_path)
+    with pytest.raises(InputError, match="delete it"):
+        pending(Plan(experiment, (0,), out=tmp_path / "results" / experiment.name))
+    row = experiment.row("squares-none")
+    smoke = record("squares-none", 0, 0.2, row_command=row.command, steps_override=2)
+    write_records(tmp_path, experiment.name, [smoke])
+    with pytest.raises(InputError, match="steps override 2"):
+        load_records(experiment, tmp_path)
+    good = record("squares-none", 0, 0.2, row_command=row.command, steps_override=None)
+    write_records(tmp_path, experiment.name, [good])
+    assert len(load_records(experiment, tmp_path)) == 1
+    (tmp_path / "results" / experiment.name / "squares-none-seed0.json").rename(
+        tmp_path / "results" / experiment.name / "squares-none-seed7.json")
+    with pytest.raises(InputError, match="its name says otherwise"):
+        load_records(experiment, tmp_path)
 
 
 def test_the_readme_block_is_replaced_between_its_markers():
@@ -199,7 +230,7 @@ def test_an_experiment_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert first["steps_override"] == 2 and first["config"]["run"]["steps"] == 2
     assert first["command"].startswith("gen train gan --eval-every 3000 --steps 2 --seed 0 --out ")
     assert first["metrics"]["step"] == 2 and first["machine"]["threads"] == 1 and first["commit"]
-    assert first["speed_reference_s"] > 0 and first["date"]
+    assert first["speed_reference_s"] is None and first["date"]  # a smoke run: no reference reading
     assert records[2]["config"]["model"]["generator"]["channels"] == 3
     assert (out / "squares-none-seed0-samples.png").is_file()
     assert (out / "shapes-both-seed0-heatmap.png").is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gen.errors import InputError
 from gen.experiments import Experiment, Metric, Row, load_all
-from gen.experiments.runner import RESULTS, read_result
+from gen.experiments.runner import RESULTS, check_result, read_result, result_path
 
 DOCS = Path("docs/results")
 README = Path("README.md")
@@ -21,7 +21,8 @@ END = "<!-- results: end -->"
 
 def load_records(experiment: Experiment, root: Path = Path()) -> list[dict]:
     """Every result record of an experiment, in row then seed order; InputError naming a file
-    that does not parse or names no row of the experiment."""
+    that does not parse, names no row of the experiment, or was made by another command than
+    its row's (or a smoke run's step count)."""
     folder = root / RESULTS / experiment.name
     records = []
     rows = [row.name for row in experiment.rows]
@@ -29,6 +30,10 @@ def load_records(experiment: Experiment, root: Path = Path()) -> list[dict]:
         record = read_result(path)
         if record["row"] not in rows:
             raise InputError(f"{path}: row {record['row']!r} is not a row of experiment {experiment.name}")
+        row = experiment.row(record["row"])
+        check_result(path, record, row, record["seed"], None)
+        if path != result_path(folder, row, record["seed"]):
+            raise InputError(f"{path} holds row {row.name} at seed {record['seed']}: its name says otherwise")
         records.append(record)
     return sorted(records, key=lambda record: (rows.index(record["row"]), record["seed"]))
 
@@ -74,7 +79,11 @@ def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
     for row in experiment.rows:
         rows = row_records(records, row)
         cells = [metric_cell(metric, rows) for metric in experiment.metrics]
-        cells.append(spread([r["wall_s"] / 60 for r in rows], 1))
+        whole = [r["wall_s"] / 60 for r in rows if "resumed_with" not in r]  # a resume times its part only
+        cells.append(
+            spread(whole, 1)
+            + (f" ({len(whole)} of {len(rows)} seeds)" if whole and len(whole) < len(rows) else "")
+        )
         lines.append(
             f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |"
         )
@@ -98,7 +107,11 @@ def paired_table(experiment: Experiment, records: list[dict]) -> list[str]:
         cells = []
         for metric in metrics:
             values = [(metric.read(a), metric.read(b)) for a, b in pairs]
-            cells.append(spread([a - b for a, b in values if a is not None and b is not None]))
+            differences = [a - b for a, b in values if a is not None and b is not None]
+            partial = (
+                f" ({len(differences)} of {len(pairs)} seeds)" if 0 < len(differences) < len(pairs) else ""
+            )
+            cells.append(spread(differences) + partial)
         seeds = ",".join(str(a["seed"]) for a, _ in pairs) or "none yet"
         lines.append(f"| {row.name} | {row.baseline} | {seeds} | " + " | ".join(cells) + " |")
     return lines

@@ -57,12 +57,26 @@ class Plan:
 
     @property
     def run_root(self) -> Path:
+        """Where the runs' directories go: runs/experiments/NAME[-stepsN], or beside --out's
+        results (OUT/runs), so different result folders never share a run."""
+        if self.out is not None:
+            return self.out / "runs"
         suffix = f"-steps{self.steps}" if self.steps is not None else ""
         return RUNS / f"{self.experiment.name}{suffix}"
 
 
 def result_path(results: Path, row: Row, seed: int) -> Path:
     return results / f"{row.name}-seed{seed}.json"
+
+
+def check_result(path: Path, record: dict, row: Row, seed: int, steps: int | None) -> None:
+    """InputError when a result file is not this row's at this seed, as defined now: a row
+    whose command changed must be run again, not reported with the old numbers."""
+    made = (record["row"], record["seed"], record.get("row_command"), record.get("steps_override"))
+    if made != (row.name, seed, row.command, steps):
+        raise InputError(f"{path} was made by `{record.get('row_command')}` (row {record['row']}, seed "
+                         f"{record['seed']}, steps override {record.get('steps_override')}), not by row "
+                         f"{row.name}'s `{row.command}`; delete it to run the row again")
 
 
 def read_result(path: Path) -> dict:
@@ -182,18 +196,27 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
         record.update(command="gen " + " ".join(command), config=toy, metrics=metrics, score=None)
         return record
     command = [*argv, "--seed", str(seed), "--out", str(run_dir), "--device", plan.device]
+    made_by = run_dir / "experiment-run.json"  # the command that made the directory
     if (run_dir / "checkpoint.pt").is_file():
+        if not made_by.is_file() or json.loads(made_by.read_text())["command"] != command:
+            raise InputError(f"{run_dir} holds a run of another command than `gen {' '.join(command)}`; "
+                             "move it away to run the row again")
         resume = ["train", row.kind, "--resume", str(run_dir), "--device", plan.device]
         record["resumed_with"] = "gen " + " ".join(resume)  # wall_s then counts the resumed part only
         checked(resume, plan.threads)
     else:
         if run_dir.exists():  # a start that saved nothing: nothing in it to keep
             shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        made_by.write_text(json.dumps({"command": command}) + "\n")
         checked(command, plan.threads)
     record["wall_s"] = round(time.perf_counter() - start, 1)
     config = json.loads((run_dir / "config.json").read_text())
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if metrics.get("step") != config["run"]["steps"]:  # stopped (a signal) before its last step
+        raise RunFailed(f"gen {' '.join(command)} stopped before its last step ({config['run']['steps']}); "
+                        "rerun the experiment to continue it")
     record.update(command="gen " + " ".join(command), config=config, metrics=metrics, score=None)
     if config["run"]["data"] not in GENERATED_SOURCES:
         return record
@@ -203,8 +226,9 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
     if row.kind == "vae":  # paths between encodings of real images: a VAE's prior samples can be poor
         score += ["--endpoints", "data"]
     scored = gen_process(score, plan.threads)
-    if scored.returncode == 2:  # a model with too few valid samples to find path endpoints
-        record["score_error"] = scored.stderr.strip().splitlines()[-1].removeprefix("Error: ")
+    reason = scored.stderr.strip().splitlines()[-1].removeprefix("Error: ") if scored.stderr.strip() else ""
+    if scored.returncode == 2 and "valid path endpoints" in reason:  # too few valid samples to score
+        record["score_error"] = reason
     elif scored.returncode != 0:
         checked(score, plan.threads)
     else:
@@ -225,7 +249,7 @@ def pending(plan: Plan) -> list[tuple[Row, int]]:
         for seed in plan.seeds:
             path = result_path(plan.results, row, seed)
             if path.exists():
-                read_result(path)
+                check_result(path, read_result(path), row, seed, plan.steps)
             else:
                 todo.append((row, seed))
     return todo
@@ -234,13 +258,25 @@ def pending(plan: Plan) -> list[tuple[Row, int]]:
 def run(plan: Plan, say: Callable[[str], None] = print) -> list[str]:
     """Run every pending (row, seed) of the plan, `plan.jobs` at a time; write each result as
     it finishes. Returns the failures (empty when every run succeeded)."""
+    from gen.runs import RunLock
+
+    plan.results.mkdir(parents=True, exist_ok=True)
+    hold = RunLock(plan.results)  # one runner per results folder: never two writers of one run
+    try:
+        return run_locked(plan, say)
+    finally:
+        hold.release()
+
+
+def run_locked(plan: Plan, say: Callable[[str], None]) -> list[str]:
     todo = pending(plan)
     done = len(plan.experiment.rows) * len(plan.seeds) - len(todo)
     say(f"{plan.experiment.name}: {len(todo)} runs to go, {done} already in {plan.results}")
     if not todo:
         return []
     context = {"machine": machine(plan.device, plan.threads), "jobs": plan.jobs, **commit(),
-               "speed_reference_s": speed_reference(plan.device, plan.threads)}
+               # a smoke run (--steps) reads no wall times against the reference: not measured
+               "speed_reference_s": None if plan.steps else speed_reference(plan.device, plan.threads)}
     lock = threading.Lock()
     failures: list[str] = []
 
@@ -259,7 +295,13 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> list[str]:
             say(f"{row.name} seed {seed}: {record['wall_s'] / 60:.1f} min -> "
                 f"{result_path(plan.results, row, seed)}")
 
-    with ThreadPoolExecutor(max_workers=plan.jobs) as pool:
-        for future in [pool.submit(one, row, seed) for row, seed in todo]:
+    pool = ThreadPoolExecutor(max_workers=plan.jobs)
+    futures = [pool.submit(one, row, seed) for row, seed in todo]
+    try:
+        for future in futures:
             future.result()
+    except BaseException:  # Ctrl-C, bad input, a bug: start nothing more; runs under way end
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return failures
