@@ -1,4 +1,4 @@
-"""Speed of the geometric metrics against the issue's targets.
+"""Speed of the geometric metrics against their targets.
 
 Decoding must reach 20,000 64 x 64 images per second and a full 50,000-sample evaluation
 must take under 5 seconds on the 2-core CPU. Runs every case side by side in one process

@@ -21,7 +21,7 @@ import time
 import torch
 from torch import nn
 
-# The median step (s) on the machine that measured the baseline runs (2 threads).
+# The median step (s) of the machine that wall times are scaled to (2 threads).
 REFERENCE_SECONDS = 1.64
 NZ, NGF, NDF, CHANNELS, BATCH = 100, 64, 64, 3, 64
 

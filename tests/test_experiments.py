@@ -224,7 +224,7 @@ def test_an_experiment_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     experiment = load("coordconv-placement")
-    records = load_records(experiment, tmp_path)
+    records = load_records(experiment, tmp_path, steps=2)
     assert [r["row"] for r in records] == rows
     first = records[0]
     assert first["steps_override"] == 2 and first["config"]["run"]["steps"] == 2

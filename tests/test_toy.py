@@ -139,7 +139,7 @@ def test_check_squares_rejects_other_sets():
 
 
 @pytest.mark.parametrize("task,coordconv", MODELS)
-def test_tiny_budget_run_of_each_task_and_model(tiny_squares, task, coordconv):
+def test_a_tiny_run_of_each_task_and_model(tiny_squares, task, coordconv):
     config = ToyConfig(task=task, coordconv=coordconv, epochs=2, batch_size=8, seed=3)
     result = train_toy(config, tiny_squares)
     record = result.to_dict()

@@ -19,10 +19,10 @@ BEGIN = "<!-- results: rendered by `gen experiment report` from results/; do not
 END = "<!-- results: end -->"
 
 
-def load_records(experiment: Experiment, root: Path = Path()) -> list[dict]:
+def load_records(experiment: Experiment, root: Path = Path(), steps: int | None = None) -> list[dict]:
     """Every result record of an experiment, in row then seed order; InputError naming a file
     that does not parse, names no row of the experiment, or was made by another command than
-    its row's (or a smoke run's step count)."""
+    its row's (or by another step count than `steps`: None for the committed results)."""
     folder = root / RESULTS / experiment.name
     records = []
     rows = [row.name for row in experiment.rows]
@@ -31,7 +31,7 @@ def load_records(experiment: Experiment, root: Path = Path()) -> list[dict]:
         if record["row"] not in rows:
             raise InputError(f"{path}: row {record['row']!r} is not a row of experiment {experiment.name}")
         row = experiment.row(record["row"])
-        check_result(path, record, row, record["seed"], None)
+        check_result(path, record, row, record["seed"], steps)
         if path != result_path(folder, row, record["seed"]):
             raise InputError(f"{path} holds row {row.name} at seed {record['seed']}: its name says otherwise")
         records.append(record)
