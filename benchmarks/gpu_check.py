@@ -56,6 +56,7 @@ class Part:
 
 
 SMOKE_LIMIT_S = 120
+CPU_SLOWER = 10  # the full sizes on the CPU (--device cpu) get this many times the GPU's limits
 
 
 def python(*args: str) -> list[str]:
@@ -485,7 +486,8 @@ def main() -> None:
 
     def one(part: Part) -> None:
         try:
-            record = run_part(part, SMOKE_LIMIT_S if args.smoke else part.limit_s, out, context)
+            limit = SMOKE_LIMIT_S if args.smoke else part.limit_s * (1 if device == "cuda" else CPU_SLOWER)
+            record = run_part(part, limit, out, context)
             status = "timed out" if record["timed_out"] else f"exit {record['returncode']}"
             wall = record["wall_s"]
         except Exception as error:  # noqa: BLE001 (a part's failure must not stop the others)

@@ -116,7 +116,7 @@ def test_seeds_steps_and_metric_paths():
 
 def test_spread_is_mean_and_range():
     assert spread([]) == "-"
-    assert spread([0.5]) == "0.500"
+    assert spread([0.5]) == "0.500" and spread([1.0, 1.0]) == "1.000"
     assert spread([0.1, 0.2, 0.6]) == "0.300 [0.100, 0.600]"
 
 
@@ -134,7 +134,7 @@ def test_pages_show_every_row_with_missing_seeds_and_paired_differences(tmp_path
     paired = "\n".join(paired_table(experiment, records))
     assert "| squares-d | squares-none | 0,1 | 0.100 [-0.100, 0.300] |" in paired  # 0.5-0.2, 0.3-0.4
     assert "test CPU" in page and "2026-01-01" in page
-    resumed = "| 0.567 [0.300, 0.900] | - | - | - | - | - | 1.0 [1.0, 1.0] (2 of 3 seeds) |"
+    resumed = "| 0.567 [0.300, 0.900] | - | - | - | - | - | 1.0 (2 of 3 seeds) |"
     assert resumed in page  # a resumed run's wall time counts its last part only: left out
 
 

@@ -42,7 +42,7 @@ def spread(values: list[float], digits: int = 3) -> str:
     """'mean [min-max]' of the values, or '-' when there are none."""
     if not values:
         return "-"
-    if len(values) == 1:
+    if min(values) == max(values):  # one seed, or every seed alike
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
@@ -186,7 +186,7 @@ def render_page(experiment: Experiment, records: list[dict], root: Path = Path()
         "",
         "## Results",
         "",
-        "Mean [min, max] over the seeds (a single value where one seed has run). Metrics are the "
+        "Mean [min, max] over the seeds (one value where every seed gave it). Metrics are the "
         f"run's last evaluation (`metrics.json`).{score_note} Wall minutes are the training command's.",
         "",
         *results_table(experiment, records),
