@@ -88,36 +88,14 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
                 "no:cacheprovider",
             ),
         ),
-        Part(
-            "reference-fp32",
-            25,
-            python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "reference"),
-        ),
-        Part(
-            "reference-bf16-channels-last",
-            25,
-            python(
-                str(BENCHMARKS / "bench_reference.py"),
-                *reference,
-                "--parts",
-                "reference",
-                "--bf16",
-                "--channels-last",
-            ),
-        ),
-        Part(
-            "reference-compile",
-            45,
-            python(
-                str(BENCHMARKS / "bench_reference.py"),
-                *reference,
-                "--parts",
-                "reference",
-                "--bf16",
-                "--channels-last",
-                *([] if tiny else ["--compile"]),  # compiling alone outlasts a whole smoke run
-            ),
-        ),
+        *(Part(name, limit, python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "reference",
+                                   *fast))
+          for name, limit, fast in (
+              ("reference-fp32", 25, []),
+              ("reference-bf16-channels-last", 25, ["--bf16", "--channels-last"]),
+              # compiling alone outlasts a whole smoke run
+              ("reference-compile", 45, ["--bf16", "--channels-last", *([] if tiny else ["--compile"])]),
+          )),
         Part(
             "coordconv-layers",
             20,
@@ -244,7 +222,7 @@ def device_name(device: str) -> str:
 def run_part(part: Part, limit: int, out: Path, context: dict) -> dict:
     """Run one part under its limit; write and return its record."""
     start = time.perf_counter()
-    # A session of its own, so a part that overruns is stopped with every process it started.
+    # A process group of its own, so a part that overruns is stopped with every process it started.
     process = subprocess.Popen(part.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=REPO, start_new_session=True)
     try:
