@@ -8,9 +8,10 @@ naming the device:
 - cuda-tests: the tests marked `cuda` (they skip without a GPU).
 - reference-*: gen's DCGAN step against the pytorch/examples loop: fp32; bf16 + channels_last;
   bf16 + channels_last + torch.compile.
-- coordconv-layers: CoordConv's cost per layer, in both forms (position bias, concatenation).
-- coordconv-width-*: CoordConv in every layer of the DCGAN against the plain DCGAN, at the
-  widths the presets train (8, 16) and at 64.
+- coordconv-layers: CoordConv's cost per layer of the DCGAN at the presets' widths (8, 16) and
+  at 64, in both forms (position bias, concatenation).
+- coordconv-model: CoordConv in every layer of the DCGAN, in each form, against the plain
+  DCGAN, at the widths the presets train (8, 16) and at 64.
 - scaling: bench_scaling on one process.
 - round-trip: train -> SIGTERM -> resume -> sample -> interpolate -> metrics, on the device.
 - fid-throughput: Inception-v3 features per second (a randomly initialised network: the
@@ -18,9 +19,10 @@ naming the device:
 - jobs-*: total images/s of N small training runs at once on the one device.
 - experiment: `gen experiment run paper-generators --seeds 0,1,2 --rows squares-... --jobs 6`.
 
-`--smoke` runs every part on the CPU at tiny sizes (the default test run does, to keep this
-script working where there is no GPU); `--device cpu` runs the full sizes on the CPU. Commit
-the folder under results/benchmarks/ and `gen experiment report` renders docs/benchmarks.md.
+`--smoke` runs every part but reference-compile on the CPU at tiny sizes (the default test
+run does, to keep this script working where there is no GPU); `--device cpu` runs the full
+sizes on the CPU. Commit the folder under results/benchmarks/ and `gen experiment report`
+renders docs/benchmarks.md.
 
 Usage: python benchmarks/gpu_check.py [--out DIR] [--device cuda] [--smoke] [--parts a,b]
 """
@@ -31,7 +33,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -68,9 +69,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     tiny = smoke
     threads = 1 if tiny else 4 if device == "cuda" else os.cpu_count() or 1
     reference = ["--device", device, "--threads", str(threads)]
-    reference += (
-        ["--steps", "1", "--repeats", "1", "--width", "4"] if tiny else ["--steps", "10", "--repeats", "3"]
-    )
+    reference += ["--steps", "1", "--repeats", "1"] if tiny else ["--steps", "10", "--repeats", "3"]
     made = [
         Part(
             "cuda-tests",
@@ -81,7 +80,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
                 "-q",
                 "-m",
                 "cuda",
-                str(REPO / "tests"),
+                str(REPO / "tests" / "test_cuda.py"),
                 "-o",
                 "addopts=",
                 "-p",
@@ -89,33 +88,34 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
             ),
         ),
         *(Part(name, limit, python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "reference",
-                                   *fast))
+                                   "--widths", "4" if tiny else "64", *fast))
           for name, limit, fast in (
               ("reference-fp32", 25, []),
               ("reference-bf16-channels-last", 25, ["--bf16", "--channels-last"]),
-              # compiling alone outlasts a whole smoke run
-              ("reference-compile", 45, ["--bf16", "--channels-last", *([] if tiny else ["--compile"])]),
+              # compiling alone outlasts a whole smoke run, which leaves this part out
+              *([] if tiny else [("reference-compile", 45, ["--bf16", "--channels-last", "--compile"])]),
           )),
         Part(
             "coordconv-layers",
-            20,
+            30,
             python(
                 str(BENCHMARKS / "bench_coordconv.py"),
                 "--device",
                 device,
-                *(["--repeats", "1", "--batch", "2"] if tiny else []),
+                "--threads",
+                str(threads),
+                *(["--widths", "4", "--batch", "2", "--calls", "1", "--repeats", "1"] if tiny else []),
             ),
         ),
     ]
-    for width in (8, 16, 64):
-        sizes = [*without_width(reference), "--width", str(4 if tiny else width)]
-        made.append(
-            Part(
-                f"coordconv-width-{width}",
-                20,
-                python(str(BENCHMARKS / "bench_reference.py"), *sizes, "--parts", "coordconv"),
-            )
+    made.append(
+        Part(
+            "coordconv-model",
+            60,
+            python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "coordconv",
+                   "--widths", "4" if tiny else "8,16,64"),
         )
+    )
     made.append(
         Part(
             "scaling",
@@ -144,7 +144,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
             python(__file__, "--fid-throughput", "--device", device, *(["--smoke"] if tiny else [])),
         )
     )
-    for jobs in (1, 2) if tiny else JOB_COUNTS:
+    for jobs in (2,) if tiny else JOB_COUNTS:
         made.append(
             Part(
                 f"jobs-{jobs}",
@@ -181,16 +181,6 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     return made
 
 
-def without_width(args: list[str]) -> list[str]:
-    """Benchmark arguments without their --width and its value."""
-    out, skip = [], False
-    for arg in args:
-        if not skip and arg != "--width":
-            out.append(arg)
-        skip = arg == "--width"
-    return out
-
-
 def markdown_tables(text: str) -> list[list[dict[str, str]]]:
     """Every markdown table printed in `text`, as rows of {column: cell}."""
     tables, header = [], None
@@ -201,6 +191,8 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
         if cells is None:
             header = None
         elif header is None:
+            if len(set(cells)) < len(cells):  # rows are {column: cell}: a repeated name loses cells
+                raise ValueError(f"a table repeats a column name: {line.strip()}")
             header = cells
             tables.append([])
         elif not all(re.fullmatch(r":?-+:?", cell) for cell in cells):
@@ -208,23 +200,12 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
     return tables
 
 
-def device_name(device: str) -> str:
-    import torch
-
-    if device == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def run_part(part: Part, limit: int, out: Path, context: dict) -> dict:
-    """Run one part under its limit; write and return its record."""
+def run_part(part: Part, limit: int, out: Path, context: dict, env: dict[str, str] | None = None) -> dict:
+    """Run one part under its limit (in `env`, default this process's); write and return its record."""
     start = time.perf_counter()
     # A process group of its own, so a part that overruns is stopped with every process it started.
     process = subprocess.Popen(part.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=REPO, start_new_session=True)
+                               cwd=REPO, start_new_session=True, env=env)
     try:
         stdout, stderr = process.communicate(timeout=limit)
         returncode, timed_out = process.returncode, False
@@ -335,8 +316,9 @@ def round_trip(device: str, out: Path) -> None:
         raise SystemExit(f"SIGTERM did not stop the run with a saved step: {stopped_err[-2000:]}")
     resume[resume.index("--steps") + 1] = str(int(stopped_at[1]) + 3)  # a few steps past the saved one
     steps["resumed"] = subprocess.run(resume, capture_output=True, text=True, cwd=REPO).returncode
-    for name, command in commands.items():
-        steps[name] = subprocess.run(command, capture_output=True, text=True, cwd=REPO).returncode
+    readers = {name: subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+               for name, command in commands.items()}  # each only reads the run: side by side
+    steps.update({name: process.wait() for name, process in readers.items()})
     print(json.dumps({"returncodes": steps, "stopped_says": stopped_out.strip().splitlines()[-1:]}))
     if any(code != 0 for code in steps.values()):
         raise SystemExit(f"round trip failed: {steps}; {stopped_err[-1000:]}")
@@ -426,7 +408,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "runs/gpu-check"))
     parser.add_argument("--device", default=None, help="[default: cpu with --smoke, else cuda]")
-    parser.add_argument("--smoke", action="store_true", help="Every part on the CPU at tiny sizes.")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Every part but reference-compile on the CPU at tiny sizes.")
     parser.add_argument("--parts", default=None, help="Comma-separated parts [default: all].")
     parser.add_argument("--round-trip", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fid-throughput", action="store_true", help=argparse.SUPPRESS)
@@ -452,20 +435,27 @@ def main() -> None:
         if unknown := set(names) - {part.name for part in chosen}:
             parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(p.name for p in chosen)}")
         chosen = [part for part in chosen if part.name in names]
+    from gen.experiments.runner import commit, machine
+
+    hardware = machine(device, torch.get_num_threads())
     context = {
-        "device": device_name(device),
+        "device": hardware["gpu"] or hardware["cpu"],
         "device_kind": device,
+        "machine": hardware,
+        **commit(),
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "smoke": args.smoke,
     }
     summary: list[dict] = []
     lock = threading.Lock()
+    # Smoke parts overlap: one thread each, so they share the cores without oversubscribing them.
+    smoke_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
     def one(part: Part) -> None:
         try:
             limit = SMOKE_LIMIT_S if args.smoke else part.limit_s * (1 if device == "cuda" else CPU_SLOWER)
-            record = run_part(part, limit, out, context)
+            record = run_part(part, limit, out, context, smoke_env if args.smoke else None)
             status = "timed out" if record["timed_out"] else f"exit {record['returncode']}"
             wall = record["wall_s"]
         except Exception as error:  # noqa: BLE001 (a part's failure must not stop the others)
@@ -478,9 +468,9 @@ def main() -> None:
             (out / "summary.json").write_text(json.dumps({**context, "parts": summary}, indent=2) + "\n")
 
     # On the device, one part at a time so timings are each part's own; a smoke run only
-    # checks that every part works, so it overlaps them.
+    # checks that every part works, so it overlaps them, the longest (by limit) first.
     with ThreadPoolExecutor(max_workers=4 if args.smoke else 1) as pool:
-        list(pool.map(one, chosen))
+        list(pool.map(one, sorted(chosen, key=lambda part: -part.limit_s) if args.smoke else chosen))
     if any(item["status"] != "exit 0" for item in summary):
         raise SystemExit(1)
 

@@ -597,8 +597,8 @@ def experiment_list() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Intra-op threads per run [default: the CPU's cores / --jobs; 1 on a GPU].")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Replace every training row's steps (a smoke run: results go under runs/experiments/, "
-                   "never into results/).")
+              help="Replace every training row's steps (a smoke run: scored on 4 paths, results go under "
+                   "runs/experiments/, never into results/).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of the result files [default: results/NAME].")
 def experiment_run(name: str, seeds: str | None, rows: str | None, device: str, jobs: int,

@@ -13,12 +13,22 @@ right (the authors' TensorFlow code swapped the extents). An axis of length 1 ge
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from gen.configs import COORD_PLACEMENTS
 
 _CONV_CLASSES = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+# Where the CoordConv layers add their coordinate term as a position bias; elsewhere they
+# concatenate. Each device type gets the faster form as measured by benchmarks/bench_coordconv.py.
+POSITION_BIAS_DEVICES = frozenset({"cpu"})
+
+
+def coordconv_form(device: torch.device | str) -> str:
+    """The form gen's CoordConv layers compute on `device`: "position bias" or "concatenating"."""
+    return "position bias" if torch.device(device).type in POSITION_BIAS_DEVICES else "concatenating"
 
 
 def coordinate_grid(
@@ -94,9 +104,10 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
     the input channels first and the coordinate channels last, so zeroing the last ones
     gives back the plain convolution. A convolution is linear in its input, so the one over
     [x, coords] is conv(x; W_x) + conv(coords; W_c): the second term does not depend on the
-    batch, so on the CPU it is computed once at batch size 1 and added as a position-dependent
-    bias (the same function and parameters as concatenating, without widening every image's
-    input); on other devices the layer concatenates, which measured faster on a GPU.
+    batch, so on the CPU it is one small matrix product, W_c times the coordinates' cached
+    patches, added as a position-dependent bias (the same function and parameters as
+    concatenating, without widening every image's input). `coordconv_form` says which form
+    runs on a device.
     """
     transposed = issubclass(base, nn.modules.conv._ConvTransposeNd)
 
@@ -110,22 +121,20 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
                              **kwargs)
             self.add_coords = add_coords
             self.data_channels = in_channels
+            self._patches: dict[tuple, torch.Tensor] = {}
 
         def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
             if x.dim() != rank + 2:
                 raise ValueError(f"{type(self).__name__} expects a {rank + 2}-D input, got {x.dim()}-D")
             if output_size is not None and not transposed:
                 raise ValueError(f"{type(self).__name__} takes no output_size: only transposed layers do")
-            if x.device.type != "cpu":
-                # On a GPU the batch-1 convolution and the add are extra kernel launches that
-                # a DCGAN-sized layer cannot hide: concatenating costs less there.
-                return self.concatenating_forward(x, output_size)
-            return self.position_bias_forward(x, output_size)
+            if x.device.type in POSITION_BIAS_DEVICES:
+                return self.position_bias_forward(x, output_size)
+            return self.concatenating_forward(x, output_size)
 
         def position_bias_forward(self, x: torch.Tensor,
                                   output_size: list[int] | None = None) -> torch.Tensor:
-            """conv(x; W_x) + conv(coords; W_c), the second term at batch size 1."""
-            coords = self.add_coords.grid(tuple(x.shape[2:]), x.device, x.dtype).unsqueeze(0)
+            """conv(x; W_x) + W_c @ patches(coords): the coordinate term as one matrix product."""
             split = 0 if transposed else 1  # torch keeps in_channels on dim 0 for transposed convs
             data_weight, coord_weight = self.weight.split(
                 [self.data_channels, self.add_coords.extra_channels], dim=split)
@@ -133,14 +142,38 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
                 output_padding = self._output_padding(x, output_size, self.stride, self.padding,
                                                       self.kernel_size, rank, self.dilation)
                 data = self._transposed(x, data_weight, self.bias, output_padding)
-                position = self._transposed(coords, coord_weight, None, output_padding)
+                coord_weight = coord_weight.transpose(0, 1)  # (out, coords, *kernel) like a conv's
             else:
+                output_padding = []
                 data = self._conv_forward(x, data_weight, self.bias)
-                position = self._conv_forward(coords, coord_weight, None)
+            patches = self.coordinate_patches(tuple(x.shape[2:]), tuple(output_padding), x.device,
+                                              data.dtype)
+            position = coord_weight.reshape(self.out_channels, -1) @ patches
             # In place (the output keeps the convolution's memory layout): a fresh output the
             # size of the batch's would cost more than the add itself; the convolution's
             # backward does not need its output.
-            return data.add_(position)
+            return data.add_(position.view(1, self.out_channels, *data.shape[2:]))
+
+        def coordinate_patches(self, spatial_shape: tuple[int, ...], output_padding: tuple[int, ...],
+                               device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+            """The coordinates' patches, (coordinate x kernel tap, output position), cached:
+            they are constants. Made by the layer's own convolution of the coordinates with a
+            one-hot weight per tap, so stride, padding, dilation and padding mode all hold."""
+            key = (spatial_shape, output_padding, device, dtype)
+            if key not in self._patches:
+                with torch.inference_mode(False), torch.no_grad(), torch.autocast(device.type, enabled=False):
+                    coords = self.add_coords.grid(spatial_shape, device, torch.float32).unsqueeze(0)
+                    extra, taps = self.add_coords.extra_channels, math.prod(self.kernel_size)
+                    one_hot = torch.eye(extra * taps, device=device)
+                    if transposed:
+                        one_hot = one_hot.view(extra, taps, extra * taps).transpose(1, 2)
+                        one_hot = one_hot.reshape(extra, extra * taps, *self.kernel_size)
+                        patches = self._transposed(coords, one_hot, None, list(output_padding))
+                    else:
+                        one_hot = one_hot.view(extra * taps, extra, *self.kernel_size)
+                        patches = self._conv_forward(coords, one_hot, None)
+                    self._patches[key] = patches.reshape(extra * taps, -1).to(dtype)
+            return self._patches[key]
 
         def concatenating_forward(self, x: torch.Tensor,
                                   output_size: list[int] | None = None) -> torch.Tensor:

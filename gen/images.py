@@ -10,7 +10,6 @@ import os
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from gen.fileio import atomic_path
 
@@ -33,6 +32,10 @@ def from_uint8(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def grid_image(pixels: np.ndarray, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """Tile uint8 N x H x W x C images into one uint8 H' x W' x 3 picture."""
+    # Imported here: torchvision's import takes about a second (it loads torch._dynamo), and
+    # most commands that use this module draw no grid.
+    from torchvision.utils import make_grid
+
     tensor = torch.as_tensor(pixels).permute(0, 3, 1, 2)
     grid = make_grid(tensor, nrow=nrow, padding=padding, pad_value=128)
     return grid.permute(1, 2, 0).numpy()

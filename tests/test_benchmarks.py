@@ -12,6 +12,7 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+from gpu_check import markdown_tables  # noqa: E402
 from off_grid import off_grid_report, subpixel_extents  # noqa: E402
 
 from gen.data import make_squares  # noqa: E402
@@ -99,22 +100,41 @@ def test_lsun_benchmark_opening_smoke(tmp_path):
     assert "| LSUN(root), index cached |" in out, out
 
 
-def test_coordconv_benchmark_smoke():
+def test_coordconv_benchmark_times_every_coordconv_layer_of_the_dcgan():
     for fast_paths in ([], ["--bf16", "--channels-last"]):
-        out = run_benchmark("bench_coordconv.py", "--repeats", "1", "--batch", "2", *fast_paths)
-        for row in ("conv 64->128 k4s2 @32 x2", "deconv 128->64 k4s2 @16 x2", "conv 256->256 k3s1 @16 x2"):
-            assert f"| {row} |" in out, out
+        out = run_benchmark("bench_coordconv.py", "--widths", "4,8", "--batch", "2", "--calls", "1",
+                            "--repeats", "1", "--threads", "1", *fast_paths)
+        (width4, width8) = markdown_tables(out)
+        # 64 x 64 RGB: four transposed convs in G from 4 x 4, four strided convs in D from 64 x 64
+        assert [row["width 8 layer"] for row in width8] == [
+            "G deconv 64->32 @4", "G deconv 32->16 @8", "G deconv 16->8 @16", "G deconv 8->3 @32",
+            "D conv 3->8 @64", "D conv 8->16 @32", "D conv 16->32 @16", "D conv 32->64 @8", "all layers"]
+        assert [row["width 4 layer"] for row in width4][0] == "G deconv 32->16 @4"
+        total = width8[-1]
+        assert float(total["conv ms"]) == pytest.approx(sum(float(row["conv ms"]) for row in width8[:-1]),
+                                                        abs=0.01)
+        assert float(total["concatenating x conv"]) > 0
+
+
+def test_markdown_tables_reads_each_table_and_refuses_a_repeated_column():
+    text = "a line\n| x | y |\n|---|---:|\n| 1 | 2 |\n\n| z |\n|---|\n| 3 |\n"
+    assert markdown_tables(text) == [[{"x": "1", "y": "2"}], [{"z": "3"}]]
+    with pytest.raises(ValueError, match="repeats a column"):
+        markdown_tables("| a | ratio | b | ratio |\n|---|---|---|---|\n| 1 | 2 | 3 | 4 |\n")
 
 
 def test_reference_benchmark_smoke():
-    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--width", "4",
+    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--widths", "4",
                         "--threads", "1")
-    for row in ("pytorch/examples dcgan loop", "gen, same work", "gen DCGAN, CoordConv in every layer",
-                "squares through a DataLoader (2 workers)"):
+    for row in ("pytorch/examples dcgan loop", "gen, same work", "CoordConv in every layer, position bias",
+                "CoordConv in every layer, concatenating", "squares through a DataLoader (2 workers)"):
         assert f"| {row} |" in out, out
-    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--width", "4",
+    out = run_benchmark("bench_reference.py", "--steps", "1", "--repeats", "1", "--widths", "4,8",
                         "--threads", "1", "--parts", "coordconv")
-    assert "| gen DCGAN, CoordConv in every layer |" in out and "pytorch/examples" not in out, out
+    assert "| CoordConv in every layer, position bias |" in out and "pytorch/examples" not in out, out
+    assert "gen's CoordConv layers on cpu: the position bias form" in out
+    assert [list(table[0])[0] for table in markdown_tables(out)] == [
+        "CoordConv per model, width 4", "CoordConv per model, width 8"]
 
 
 def test_scaling_benchmark_smoke():
@@ -130,14 +150,15 @@ def test_gpu_check_smoke_runs_every_part_on_the_cpu_and_writes_json(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     names = [part["part"] for part in summary["parts"]]
-    for name in ("cuda-tests", "reference-fp32", "reference-bf16-channels-last", "coordconv-layers",
-                 "coordconv-width-8", "coordconv-width-16", "coordconv-width-64", "scaling", "round-trip",
-                 "fid-throughput", "jobs-1", "jobs-2", "experiment"):
+    for name in ("cuda-tests", "reference-fp32", "reference-bf16-channels-last",
+                 "coordconv-layers", "coordconv-model", "scaling", "round-trip",
+                 "fid-throughput", "jobs-2", "experiment"):
         assert name in names
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert record["device"] and record["returncode"] == 0, (name, record["stderr_tail"])
-    width8 = json.loads((tmp_path / "coordconv-width-8.json").read_text())["tables"][0]
-    rows = {row["CoordConv per model"] for row in width8}
-    assert rows == {"gen DCGAN, conv", "gen DCGAN, CoordConv in every layer"}
+    model = json.loads((tmp_path / "coordconv-model.json").read_text())["tables"][0]
+    rows = {row["CoordConv per model, width 4"] for row in model}
+    assert rows == {"gen DCGAN, conv", "CoordConv in every layer, position bias",
+                    "CoordConv in every layer, concatenating"}
     assert json.loads((tmp_path / "jobs-2.json").read_text())["measured"]["images_per_s"] > 0
     assert (tmp_path / "results" / "paper-generators" / "squares-dcgan-same-images-seed0.json").is_file()

@@ -8,6 +8,7 @@ from gen.coordconv import (
     CoordConv2d,
     CoordConv3d,
     CoordConvTranspose2d,
+    coordconv_form,
     coordinate_grid,
     make_conv,
 )
@@ -250,3 +251,18 @@ def test_off_the_cpu_the_layer_concatenates(monkeypatch):
     monkeypatch.setattr(layer, "position_bias_forward", refuse)
     out = layer(torch.empty(2, 2, 5, 5, device="meta"), output_size=[11, 11])
     assert out.shape == (2, 3, 11, 11) and out.device.type == "meta"
+
+
+def test_coordconv_form_names_the_form_each_device_gets():
+    assert coordconv_form("cpu") == coordconv_form(torch.device("cpu")) == "position bias"
+    assert coordconv_form("cuda") == coordconv_form("meta") == "concatenating"
+
+
+def test_coordinate_patches_are_cached_per_map_size():
+    layer = CoordConv2d(3, 4, 3, stride=2, padding=1)
+    first = layer.coordinate_patches((8, 8), (), torch.device("cpu"), torch.float32)
+    assert first.shape == (2 * 9, 4 * 4)
+    assert layer.coordinate_patches((8, 8), (), torch.device("cpu"), torch.float32) is first
+    assert layer.coordinate_patches((6, 8), (), torch.device("cpu"), torch.float32).shape == (18, 3 * 4)
+    # the centre tap of output position (0, 0) reads input pixel (0, 0): row and column -1
+    assert first.view(2, 9, 16)[:, 4, 0].tolist() == [-1.0, -1.0]

@@ -19,22 +19,21 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import transforms
 
 from gen.errors import InputError
 from gen.fileio import cached_arrays, file_identity
+from gen.images import to_model_range
 from gen.sources import IMAGE_SUFFIXES
 
 T = TypeVar("T")
 
 
-def crop_transform(resolution: int) -> transforms.Compose:
+def crop_transform(resolution: int) -> Callable[[Image.Image], Image.Image]:
     """PIL image -> PIL image, resized (short side) and centre-cropped to resolution."""
+    # Imported here: torchvision's import takes about a second, which only natural images need.
+    from torchvision import transforms
+
     return transforms.Compose([transforms.Resize(resolution), transforms.CenterCrop(resolution)])
-
-
-TO_MODEL_RANGE = transforms.Compose([transforms.ToTensor(),
-                                     transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 
 
 # What PIL and lmdb raise for a record that is not a decodable image.
@@ -77,7 +76,7 @@ class SkippingDataset(Dataset):
 
     def decode(self, index: int) -> torch.Tensor:
         """Record `index` as float 3 x resolution x resolution in [-1, 1]."""
-        return TO_MODEL_RANGE(self.rgb(index))
+        return to_model_range(torch.from_numpy(np.array(self.rgb(index))).permute(2, 0, 1))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.first_readable(index, self.decode)

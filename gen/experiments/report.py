@@ -318,7 +318,7 @@ def benchmark_page(root: Path = Path()) -> str:
         summary = read_json(summary_path)
         lines += [
             f"## {summary['device']} ({summary['device_kind']}), torch {summary['torch']}, "
-            f"{summary['date'][:10]}",
+            f"{summary['date'][:10]}" + (f", commit {summary['commit']}" if summary.get("commit") else ""),
             "",
             "| part | status | wall s |",
             "|---|---|---:|",

@@ -221,7 +221,9 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
     if config["run"]["data"] not in GENERATED_SOURCES:
         return record
     score_json = run_dir / "interpolation-score.json"
-    score = ["interpolate", str(run_dir), "--score", "--paths", str(plan.experiment.paths), "--json",
+    # A smoke run checks that every step runs: a few paths and samples are enough for that.
+    paths, coverage_samples = (plan.experiment.paths, 1000) if plan.steps is None else (4, 100)
+    score = ["interpolate", str(run_dir), "--score", "--paths", str(paths), "--json",
              str(score_json), "--device", plan.device]
     if row.kind == "vae":  # paths between encodings of real images: a VAE's prior samples can be poor
         score += ["--endpoints", "data"]
@@ -237,8 +239,8 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
         stem = results / f"{row.name}-seed{seed}"
         checked(["sample", str(run_dir), "--n", "16", "--nrow", "4", "--out", f"{stem}-samples.png",
                  "--device", plan.device], plan.threads)
-        checked(["metrics", "coverage", str(run_dir), "--n", "1000", "--heatmap", f"{stem}-heatmap.png",
-                 "--device", plan.device], plan.threads)
+        checked(["metrics", "coverage", str(run_dir), "--n", str(coverage_samples), "--heatmap",
+                 f"{stem}-heatmap.png", "--device", plan.device], plan.threads)
     return record
 
 
