@@ -69,7 +69,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     tiny = smoke
     threads = 1 if tiny else 4 if device == "cuda" else os.cpu_count() or 1
     reference = ["--device", device, "--threads", str(threads)]
-    reference += ["--steps", "1", "--repeats", "1"] if tiny else ["--steps", "10", "--repeats", "3"]
+    reference += ["--steps", "1", "--repeats", "1"] if tiny else ["--steps", "10", "--repeats", "5"]
     made = [
         Part(
             "cuda-tests",
