@@ -1,9 +1,9 @@
 """The prepared device check: every GPU measurement the docs need, in one command.
 
-Runs each part as a process of its own under its own time limit (about 8 minutes in all on
-one GPU), so a part that fails or overruns does not stop the rest, and writes every number
-to JSON files under one folder (`--out`, default $OUT where set, else runs/gpu-check), each
-naming the device:
+Runs each part as a process of its own under its own time limit (limits summing to under 8
+minutes on one GPU), so a part that fails or overruns does not stop the rest, and writes every
+number to JSON files under one folder (`--out`, default $OUT where set, else runs/gpu-check),
+each naming the device:
 
 - cuda-tests: the tests marked `cuda` (they skip without a GPU).
 - reference-*: gen's DCGAN step against the pytorch/examples loop: fp32; bf16 + channels_last;
@@ -73,7 +73,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     made = [
         Part(
             "cuda-tests",
-            60,
+            45,
             python(
                 "-m",
                 "pytest",
@@ -111,7 +111,7 @@ def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     made.append(
         Part(
             "coordconv-model",
-            60,
+            45,
             python(str(BENCHMARKS / "bench_reference.py"), *reference, "--parts", "coordconv",
                    "--widths", "4" if tiny else "8,16,64"),
         )
