@@ -40,15 +40,20 @@ def coordconv_layers(width: int, batch: int, device: torch.device,
                         discriminator={"width": width}).model.for_data(3, 64)
     networks = {"G": build_generator(preset.generator), "D": Discriminator(preset.discriminator)}
     found: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    hooks = []
     for prefix, network in networks.items():
-        for module in network.modules():
-            if isinstance(module, COORD_LAYERS):
-                module.register_forward_pre_hook(lambda layer, inputs, prefix=prefix: found.append(
-                    (prefix, layer, tuple(inputs[0].shape))))
+
+        def record(layer: nn.Module, inputs: tuple[torch.Tensor, ...], prefix: str = prefix) -> None:
+            found.append((prefix, layer, tuple(inputs[0].shape)))
+
+        hooks += [module.register_forward_pre_hook(record) for module in network.modules()
+                  if isinstance(module, COORD_LAYERS)]
         network.to(device, memory_format=layout)
     with torch.no_grad():
         images = networks["G"](torch.randn(batch, preset.generator.latent_dim, device=device))
         networks["D"](images.contiguous(memory_format=layout))
+    for hook in hooks:
+        hook.remove()
     named = []
     for prefix, layer, shape in found:
         kind = "deconv" if isinstance(layer, nn.ConvTranspose2d) else "conv"
@@ -61,7 +66,7 @@ def plain_twin(layer: nn.Module) -> nn.Module:
     """The torch convolution `layer` extends, over its data channels only."""
     base = type(layer).__mro__[1]
     kwargs = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
-              "bias": layer.bias is not None}
+              "bias": layer.bias is not None, "padding_mode": layer.padding_mode}
     if isinstance(layer, nn.ConvTranspose2d):
         kwargs["output_padding"] = layer.output_padding
     return base(layer.data_channels, layer.out_channels, layer.kernel_size, **kwargs)

@@ -64,10 +64,16 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def part_threads(device: str, smoke: bool) -> int:
+    """Intra-op threads of the benchmark parts: one each in a smoke run (they overlap), a few
+    beside a GPU, every core for full sizes on the CPU."""
+    return 1 if smoke else 4 if device == "cuda" else os.cpu_count() or 1
+
+
 def parts(device: str, smoke: bool, out: Path) -> list[Part]:
     """Every part's command: full sizes on the device, or tiny ones on the CPU (--smoke)."""
     tiny = smoke
-    threads = 1 if tiny else 4 if device == "cuda" else os.cpu_count() or 1
+    threads = part_threads(device, smoke)
     reference = ["--device", device, "--threads", str(threads)]
     reference += ["--steps", "1", "--repeats", "1"] if tiny else ["--steps", "10", "--repeats", "5"]
     made = [
@@ -221,10 +227,13 @@ def run_part(part: Part, limit: int, out: Path, context: dict, env: dict[str, st
         "wall_s": round(time.perf_counter() - start, 1),
         "returncode": returncode,
         "timed_out": timed_out,
-        "tables": markdown_tables(stdout),
         "stdout_tail": stdout[-4000:],
         "stderr_tail": stderr[-4000:],
     }
+    try:
+        record["tables"] = markdown_tables(stdout)
+    except ValueError as error:  # the part's output is kept whole in stdout_tail
+        record["tables"], record["tables_error"] = [], str(error)
     json_lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if json_lines:
         try:
@@ -437,12 +446,12 @@ def main() -> None:
         chosen = [part for part in chosen if part.name in names]
     from gen.experiments.runner import commit, machine
 
-    hardware = machine(device, torch.get_num_threads())
+    hardware = machine(device, part_threads(device, args.smoke))
     context = {
         "device": hardware["gpu"] or hardware["cpu"],
         "device_kind": device,
         "machine": hardware,
-        **commit(),
+        **commit(("gen", "pyproject.toml", "benchmarks")),
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "smoke": args.smoke,

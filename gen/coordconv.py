@@ -21,8 +21,9 @@ from torch import nn
 from gen.configs import COORD_PLACEMENTS
 
 _CONV_CLASSES = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-# Where the CoordConv layers add their coordinate term as a position bias; elsewhere they
-# concatenate. Each device type gets the faster form as measured by benchmarks/bench_coordconv.py.
+# Where the CoordConv layers add their coordinate term as a position bias (the faster form on
+# the CPU: docs/benchmarks.md); elsewhere they concatenate, the textbook form, until the device
+# check (benchmarks/gpu_check.py times both) shows the other faster there.
 POSITION_BIAS_DEVICES = frozenset({"cpu"})
 
 
@@ -158,13 +159,15 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
                                device: torch.device, dtype: torch.dtype) -> torch.Tensor:
             """The coordinates' patches, (coordinate x kernel tap, output position), cached:
             they are constants. Made by the layer's own convolution of the coordinates with a
-            one-hot weight per tap, so stride, padding, dilation and padding mode all hold."""
+            one-hot weight per tap, so stride, padding, dilation and padding mode all hold; in
+            float64 on the CPU, so they are exact whatever the device's convolutions round to."""
             key = (spatial_shape, output_padding, device, dtype)
             if key not in self._patches:
-                with torch.inference_mode(False), torch.no_grad(), torch.autocast(device.type, enabled=False):
-                    coords = self.add_coords.grid(spatial_shape, device, torch.float32).unsqueeze(0)
+                with torch.inference_mode(False), torch.no_grad(), torch.autocast("cpu", enabled=False):
+                    coords = coordinate_grid(spatial_shape, self.add_coords.with_r, "cpu", torch.float64)
+                    coords = coords.unsqueeze(0)
                     extra, taps = self.add_coords.extra_channels, math.prod(self.kernel_size)
-                    one_hot = torch.eye(extra * taps, device=device)
+                    one_hot = torch.eye(extra * taps, dtype=torch.float64)
                     if transposed:
                         one_hot = one_hot.view(extra, taps, extra * taps).transpose(1, 2)
                         one_hot = one_hot.reshape(extra, extra * taps, *self.kernel_size)
@@ -172,7 +175,7 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
                     else:
                         one_hot = one_hot.view(extra * taps, extra, *self.kernel_size)
                         patches = self._conv_forward(coords, one_hot, None)
-                    self._patches[key] = patches.reshape(extra * taps, -1).to(dtype)
+                    self._patches[key] = patches.reshape(extra * taps, -1).to(device, dtype)
             return self._patches[key]
 
         def concatenating_forward(self, x: torch.Tensor,

@@ -111,9 +111,12 @@ def test_coordconv_benchmark_times_every_coordconv_layer_of_the_dcgan():
             "D conv 3->8 @64", "D conv 8->16 @32", "D conv 16->32 @16", "D conv 32->64 @8", "all layers"]
         assert [row["width 4 layer"] for row in width4][0] == "G deconv 32->16 @4"
         total = width8[-1]
-        assert float(total["conv ms"]) == pytest.approx(sum(float(row["conv ms"]) for row in width8[:-1]),
-                                                        abs=0.01)
-        assert float(total["concatenating x conv"]) > 0
+        for column in ("conv ms", "position bias ms", "concatenating ms"):
+            layers = sum(float(row[column]) for row in width8[:-1])
+            assert float(total[column]) == pytest.approx(layers, abs=0.01), column
+        for form in ("position bias", "concatenating"):
+            ratio = float(total[f"{form} ms"]) / float(total["conv ms"])
+            assert float(total[f"{form} x conv"]) == pytest.approx(ratio, abs=0.002), form
 
 
 def test_markdown_tables_reads_each_table_and_refuses_a_repeated_column():
@@ -156,6 +159,7 @@ def test_gpu_check_smoke_runs_every_part_on_the_cpu_and_writes_json(tmp_path):
         assert name in names
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert record["device"] and record["returncode"] == 0, (name, record["stderr_tail"])
+        assert record["commit"] and record["machine"]["threads"] == 1 and "tables_error" not in record
     model = json.loads((tmp_path / "coordconv-model.json").read_text())["tables"][0]
     rows = {row["CoordConv per model, width 4"] for row in model}
     assert rows == {"gen DCGAN, conv", "CoordConv in every layer, position bias",

@@ -181,10 +181,11 @@ def test_position_bias_form_equals_concatenating_coordinates(coord_cls, shape, k
 def test_transposed_position_bias_honours_output_size():
     layer = CoordConvTranspose2d(2, 3, 4, stride=2, padding=1)
     x = torch.randn(2, 2, 5, 5)
-    out = layer(x, output_size=[11, 11])
-    assert out.shape == (2, 3, 11, 11)
-    assert torch.allclose(out, nn.ConvTranspose2d.forward(layer, layer.add_coords(x), output_size=[11, 11]),
-                          atol=1e-5)
+    for size in ([11, 11], [10, 10], [11, 10], [10, 10]):  # one input, an entry of patches per size
+        out = layer(x, output_size=size)
+        assert out.shape == (2, 3, *size)
+        expected = nn.ConvTranspose2d.forward(layer, layer.add_coords(x), output_size=size)
+        assert torch.allclose(out, expected, atol=1e-5), size
 
 
 def test_output_size_is_refused_by_a_plain_convolution():

@@ -20,7 +20,7 @@ from gen.experiments.report import (
     stale,
     with_block,
 )
-from gen.experiments.runner import Plan, pending, read_result, with_steps
+from gen.experiments.runner import Plan, commit, pending, read_result, with_steps
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = """
@@ -241,3 +241,15 @@ def test_an_experiment_runs_end_to_end_and_continues_where_it_stopped(tmp_path):
     assert again.returncode == 0 and "0 runs to go, 3 already" in again.stdout
     unknown = subprocess.run([*command[:8], "--rows", "nope"], cwd=tmp_path, capture_output=True, text=True)
     assert unknown.returncode == 2 and "no row 'nope'" in unknown.stderr
+
+
+def test_commit_names_the_checkout_and_says_unknown_without_git(monkeypatch):
+    here = commit()
+    assert len(here["commit"]) == 10 and here["library_modified"] in (True, False)
+    assert commit(("no-such-folder",))["library_modified"] is False  # nothing there differs
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert commit() == {"commit": None, "library_modified": None}

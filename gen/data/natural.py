@@ -76,7 +76,7 @@ class SkippingDataset(Dataset):
 
     def decode(self, index: int) -> torch.Tensor:
         """Record `index` as float 3 x resolution x resolution in [-1, 1]."""
-        return to_model_range(torch.from_numpy(np.array(self.rgb(index))).permute(2, 0, 1))
+        return to_model_range(torch.from_numpy(np.array(self.rgb(index))).permute(2, 0, 1).contiguous())
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.first_readable(index, self.decode)

@@ -114,8 +114,9 @@ def machine(device: str, threads: int) -> dict:
             "python": platform.python_version(), "threads": threads}
 
 
-def commit() -> dict:
-    """The checkout's commit, and whether the library differed from it (uncommitted changes)."""
+def commit(paths: tuple[str, ...] = ("gen", "pyproject.toml")) -> dict:
+    """The checkout's commit, and whether `paths` differed from it (uncommitted changes; None
+    where git cannot say, as in a copy without its history)."""
     checkout = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
@@ -125,8 +126,9 @@ def commit() -> dict:
             return None
         return done.stdout.strip()
 
-    status = git("status", "--porcelain", "--", "gen", "pyproject.toml")
-    return {"commit": git("rev-parse", "--short=10", "HEAD"), "library_modified": bool(status)}
+    status = git("status", "--porcelain", "--", *paths)
+    return {"commit": git("rev-parse", "--short=10", "HEAD"),
+            "library_modified": None if status is None else bool(status)}
 
 
 def speed_reference(device: str, threads: int) -> float:
@@ -222,7 +224,8 @@ def run_one(plan: Plan, row: Row, seed: int, context: dict) -> dict:
         return record
     score_json = run_dir / "interpolation-score.json"
     # A smoke run checks that every step runs: a few paths and samples are enough for that.
-    paths, coverage_samples = (plan.experiment.paths, 1000) if plan.steps is None else (4, 100)
+    paths, coverage_samples = ((plan.experiment.paths, 1000) if plan.steps is None
+                               else (min(4, plan.experiment.paths), 100))
     score = ["interpolate", str(run_dir), "--score", "--paths", str(paths), "--json",
              str(score_json), "--device", plan.device]
     if row.kind == "vae":  # paths between encodings of real images: a VAE's prior samples can be poor
