@@ -135,21 +135,27 @@ def _coord_layer(base: type[nn.Module], rank: int) -> type[nn.Module]:
 
         def position_bias_forward(self, x: torch.Tensor,
                                   output_size: list[int] | None = None) -> torch.Tensor:
-            """conv(x; W_x) + W_c @ patches(coords): the coordinate term as one matrix product."""
+            """conv(x; W_x) + W_c @ patches(coords) + b: the coordinate term as one matrix
+            product, with the bias added to it: its gradient sums over the batch anyway, so
+            the convolution's backward is spared a reduction of its own for the bias."""
             split = 0 if transposed else 1  # torch keeps in_channels on dim 0 for transposed convs
             data_weight, coord_weight = self.weight.split(
                 [self.data_channels, self.add_coords.extra_channels], dim=split)
             if transposed:
                 output_padding = self._output_padding(x, output_size, self.stride, self.padding,
                                                       self.kernel_size, rank, self.dilation)
-                data = self._transposed(x, data_weight, self.bias, output_padding)
+                data = self._transposed(x, data_weight, None, output_padding)
                 coord_weight = coord_weight.transpose(0, 1)  # (out, coords, *kernel) like a conv's
             else:
                 output_padding = []
-                data = self._conv_forward(x, data_weight, self.bias)
+                data = self._conv_forward(x, data_weight, None)
             patches = self.coordinate_patches(tuple(x.shape[2:]), tuple(output_padding), x.device,
                                               data.dtype)
-            position = coord_weight.reshape(self.out_channels, -1) @ patches
+            coord_weight = coord_weight.reshape(self.out_channels, -1)
+            if self.bias is None:
+                position = coord_weight @ patches
+            else:
+                position = torch.addmm(self.bias.unsqueeze(1), coord_weight, patches)
             # In place (the output keeps the convolution's memory layout): a fresh output the
             # size of the batch's would cost more than the add itself; the convolution's
             # backward does not need its output.
