@@ -14,6 +14,7 @@ from gen.experiments import Metric, Row, load, load_all, names, parse, parse_see
 from gen.experiments.report import (
     load_records,
     paired_table,
+    partial_spread,
     readme_block,
     render_page,
     spread,
@@ -118,6 +119,12 @@ def test_spread_is_mean_and_range():
     assert spread([]) == "-"
     assert spread([0.5]) == "0.500" and spread([1.0, 1.0]) == "1.000"
     assert spread([0.1, 0.2, 0.6]) == "0.300 [0.100, 0.600]"
+
+
+def test_partial_spread_says_how_many_seeds_gave_a_value():
+    assert partial_spread([0.1, 0.3], 2) == "0.200 [0.100, 0.300]"
+    assert partial_spread([0.1, 0.3], 3, 1) == "0.2 [0.1, 0.3] (2 of 3 seeds)"
+    assert partial_spread([], 3) == "-"
 
 
 def test_pages_show_every_row_with_missing_seeds_and_paired_differences(tmp_path):

@@ -63,11 +63,16 @@ def seeds_cell(experiment: Experiment, rows: list[dict]) -> str:
     return seeds + (f" (missing {','.join(map(str, missing))})" if missing else "")
 
 
+def partial_spread(values: list[float], seeds: int, digits: int = 3) -> str:
+    """The spread of values from some of `seeds` seeds, saying how many gave one when not all did."""
+    partial = f" ({len(values)} of {seeds} seeds)" if 0 < len(values) < seeds else ""
+    return spread(values, digits) + partial
+
+
 def metric_cell(metric: Metric, rows: list[dict]) -> str:
     """A metric's spread over a row's records, saying how many had it when not all did."""
     values = [value for value in (metric.read(record) for record in rows) if value is not None]
-    partial = f" ({len(values)} of {len(rows)} seeds)" if values and len(values) < len(rows) else ""
-    return spread(values, digits_for(metric)) + partial
+    return partial_spread(values, len(rows), digits_for(metric))
 
 
 def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
@@ -80,10 +85,7 @@ def results_table(experiment: Experiment, records: list[dict]) -> list[str]:
         rows = row_records(records, row)
         cells = [metric_cell(metric, rows) for metric in experiment.metrics]
         whole = [r["wall_s"] / 60 for r in rows if "resumed_with" not in r]  # a resume times its part only
-        cells.append(
-            spread(whole, 1)
-            + (f" ({len(whole)} of {len(rows)} seeds)" if whole and len(whole) < len(rows) else "")
-        )
+        cells.append(partial_spread(whole, len(rows), 1))
         lines.append(
             f"| {row.name} | `{row.command}` | {seeds_cell(experiment, rows)} | " + " | ".join(cells) + " |"
         )
@@ -108,10 +110,7 @@ def paired_table(experiment: Experiment, records: list[dict]) -> list[str]:
         for metric in metrics:
             values = [(metric.read(a), metric.read(b)) for a, b in pairs]
             differences = [a - b for a, b in values if a is not None and b is not None]
-            partial = (
-                f" ({len(differences)} of {len(pairs)} seeds)" if 0 < len(differences) < len(pairs) else ""
-            )
-            cells.append(spread(differences) + partial)
+            cells.append(partial_spread(differences, len(pairs)))
         seeds = ",".join(str(a["seed"]) for a, _ in pairs) or "none yet"
         lines.append(f"| {row.name} | {row.baseline} | {seeds} | " + " | ".join(cells) + " |")
     return lines
