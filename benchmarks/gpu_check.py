@@ -263,7 +263,7 @@ def round_trip(device: str, out: Path) -> None:
         "--device",
         device,
     ]
-    gen = [sys.executable, "-m", "gen"]
+    gen = python("-m", "gen")
     process = subprocess.Popen(
         [*gen, "train", "gan", *tiny, "--steps", "100000", "--out", str(run)],
         stdout=subprocess.PIPE,
@@ -364,8 +364,7 @@ def jobs_throughput(jobs: int, device: str, out: Path, smoke: bool) -> None:
     """Total images/s of `jobs` DCGAN runs at once on the one device (the presets' sizes)."""
     steps, batch = (2, 4) if smoke else (400, 32)
     commands = [
-        [
-            sys.executable,
+        python(
             "-m",
             "gen",
             "train",
@@ -384,7 +383,7 @@ def jobs_throughput(jobs: int, device: str, out: Path, smoke: bool) -> None:
             device,
             "--out",
             str(out / f"run{index}"),
-        ]
+        )
         for index in range(jobs)
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
